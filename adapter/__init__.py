@@ -1,0 +1,19 @@
+"""MoViNet video classification as a Dataloop model adapter.
+
+The data flow reads from the module names:
+video (frames, resampled) -> preprocessing -> clips -> network/inference -> probabilities
+-> annotations; and for fine-tuning: dataset -> samples -> tf.data -> fit.
+MovinetAdapter (movinet_adapter.py) only wires the platform hooks to those modules.
+"""
+
+__all__ = ["MovinetAdapter"]
+
+
+def __getattr__(name):
+    # Imported on first use so that config, presets and the manifest tools work without
+    # paying TensorFlow's import time.
+    if name == "MovinetAdapter":
+        from adapter.movinet_adapter import MovinetAdapter
+
+        return MovinetAdapter
+    raise AttributeError(f"module 'adapter' has no attribute {name!r}")
