@@ -1,0 +1,107 @@
+"""Model resolution and loading: fine-tuned artifacts written by save(), or the pretrained hub model.
+
+A model folder written by save_finetuned() holds the weights file and movinet.json, which
+records everything load needs (variant, labels, preprocessing settings).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Sequence
+
+import tf_keras
+
+from adapter import network
+from adapter.config import MovinetConfig
+from adapter.hub import resolve_saved_model
+from adapter.presets import kinetics_600_labels
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILENAME = "movinet.json"
+DEFAULT_WEIGHTS_FILENAME = "movinet_finetuned.weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTunedInfo:
+    """What movinet.json records about fine-tuned weights."""
+
+    model_id: str
+    model_mode: str
+    labels: list[str]
+    imgz: int
+    n_frames: int
+    fps: float
+    weights_filename: str = DEFAULT_WEIGHTS_FILENAME
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    model: tf_keras.Model
+    labels: list[str]
+    source: str  # where the weights came from, for logs and errors
+    finetuned: FineTunedInfo | None = None
+
+
+def save_finetuned(model: tf_keras.Model, local_path: str, info: FineTunedInfo) -> str:
+    os.makedirs(local_path, exist_ok=True)
+    weights_path = os.path.join(local_path, info.weights_filename)
+    model.save_weights(weights_path)
+    with open(os.path.join(local_path, METADATA_FILENAME), "w") as file:
+        json.dump(dataclasses.asdict(info), file, indent=2)
+    return weights_path
+
+
+def find_finetuned(local_path: str | None) -> FineTunedInfo | None:
+    """The fine-tuned weights' description in local_path, or None when it holds none."""
+    if not local_path:
+        return None
+    metadata_path = os.path.join(local_path, METADATA_FILENAME)
+    if not os.path.isfile(metadata_path):
+        return None
+    with open(metadata_path) as file:
+        info = FineTunedInfo(**json.load(file))
+    if not os.path.isfile(os.path.join(local_path, info.weights_filename)):
+        raise FileNotFoundError(
+            f"{metadata_path} names weights {info.weights_filename!r}, which are not in {local_path}"
+        )
+    return info
+
+
+def load_model(config: MovinetConfig, local_path: str | None, labels: Sequence[str] | None = None) -> LoadedModel:
+    """Fine-tuned weights from local_path when it holds them, else the pretrained hub model.
+
+    labels: the model entity's label map, used for the pretrained model when it names the
+    600 Kinetics classes (so renamed labels survive); otherwise the Kinetics names apply.
+    """
+    info = find_finetuned(local_path)
+    if info is not None:
+        return load_finetuned(config, local_path, info)
+    saved_model_dir = resolve_saved_model(config)
+    model = network.load_pretrained(config.model_id, config.model_mode, saved_model_dir, num_classes=600)
+    if labels is not None and len(labels) == 600:
+        labels = list(labels)
+    else:
+        if labels:
+            logger.warning(
+                "The model's label map has %d labels but the pretrained model predicts the 600 "
+                "Kinetics classes; using the Kinetics label names",
+                len(labels),
+            )
+        labels = kinetics_600_labels()
+    return LoadedModel(model, labels, source=saved_model_dir)
+
+
+def load_finetuned(config: MovinetConfig, local_path: str, info: FineTunedInfo) -> LoadedModel:
+    if config.model_mode != info.model_mode or config.model_id != info.model_id:
+        raise ValueError(
+            f"The fine-tuned weights in {local_path} are movinet-{info.model_id}-{info.model_mode}, but the "
+            f"configuration asks for model_id={config.model_id!r}, model_mode={config.model_mode!r}; "
+            f"set them to {info.model_id!r} and {info.model_mode!r}"
+        )
+    model = network.build_classifier(info.model_id, info.model_mode, num_classes=len(info.labels))
+    model.load_weights(os.path.join(local_path, info.weights_filename))
+    logger.info("Loaded fine-tuned %s-%s (%d labels) from %s", info.model_id, info.model_mode, len(info.labels), local_path)
+    return LoadedModel(model, list(info.labels), source=local_path, finetuned=info)

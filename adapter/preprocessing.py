@@ -1,0 +1,34 @@
+"""Frame preprocessing: the one function that prediction and fine-tuning both use.
+
+BGR uint8 frame (as decoded) -> RGB float32 in [0, 1], shorter side resized to imgz,
+cropped to imgz x imgz. Prediction crops the centre; training may move the crop window
+(the same window for every frame of a clip, so motion is left intact).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CENTRE = (0.5, 0.5)
+
+
+def preprocess_frame(image_bgr: np.ndarray, imgz: int, crop_position: tuple[float, float] = CENTRE) -> np.ndarray:
+    """Return the model input for one decoded frame: imgz x imgz x 3 float32 RGB in [0, 1].
+
+    crop_position is where the square window sits along (y, x) of the resized frame:
+    0 = top/left edge, 0.5 = centre, 1 = bottom/right edge.
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an H x W x 3 BGR frame, got shape {image_bgr.shape}")
+    height, width = image_bgr.shape[:2]
+    scale = imgz / min(height, width)
+    resized_h = max(imgz, round(height * scale))
+    resized_w = max(imgz, round(width * scale))
+    # INTER_AREA averages when shrinking (no aliasing of fine texture); linear when enlarging.
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image_bgr, (resized_w, resized_h), interpolation=interpolation)
+    top = round((resized_h - imgz) * crop_position[0])
+    left = round((resized_w - imgz) * crop_position[1])
+    crop = resized[top : top + imgz, left : left + imgz]
+    rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    return rgb.astype(np.float32) * np.float32(1.0 / 255.0)

@@ -1,0 +1,190 @@
+"""Shared fixtures: offline pretrained models and an offline Dataloop platform.
+
+Models: `python -m adapter export-hub` writes hub-format SavedModels of the official
+architecture (random weights: real ones cannot be downloaded here). They are cached
+between runs in .cache/test-models (or $MOVINET_TEST_CACHE) and linked into a temporary
+TFHUB_CACHE_DIR under the sha1 of the real tfhub.dev handle, so tensorflow_hub resolves
+the real URL without a network.
+
+Platform: only the SDK calls that talk HTTP are replaced (model.update, item.download,
+annotations.upload/delete, artifacts, metrics); the adapter's own code runs for real.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLE = "https://tfhub.dev/tensorflow/movinet/a0/{mode}/kinetics-600/classification/3"
+MODES = ("base", "stream")
+
+
+def _cache_root() -> Path:
+    # Keyed by the versions that define the exported architecture.
+    versions = f"tfm{metadata.version('tf-models-official')}-tf{metadata.version('tensorflow')}"
+    return Path(os.environ.get("MOVINET_TEST_CACHE", ROOT / ".cache" / "test-models")) / versions
+
+
+def _export_missing(cache_root: Path) -> dict[str, Path]:
+    """Export the a0 models not cached yet, in parallel (one process each); return their paths."""
+    targets = {mode: cache_root / f"a0-{mode}" for mode in MODES}
+    running = []
+    for mode, target in targets.items():
+        if (target / "saved_model.pb").is_file():
+            continue
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "adapter", "export-hub", "--model-id", "a0", "--mode", mode, "--output", str(partial)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+        running.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT), partial, target))
+    for process, partial, target in running:
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"export-hub failed for {target.name}:\n{output.decode(errors='replace')[-4000:]}")
+        partial.rename(target)  # only complete exports become visible to later runs
+    return targets
+
+
+@pytest.fixture(scope="session")
+def exported_models() -> dict[str, Path]:
+    return _export_missing(_cache_root())
+
+
+def handle_sha1(mode: str) -> str:
+    return hashlib.sha1(HANDLE.format(mode=mode).encode("utf8")).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def hub_cache(exported_models, tmp_path_factory):
+    """TFHUB_CACHE_DIR holding the exported a0 models under their real handles' sha1."""
+    cache_dir = tmp_path_factory.mktemp("tfhub-cache")
+    for mode, exported in exported_models.items():
+        os.symlink(exported, cache_dir / handle_sha1(mode))
+    previous = os.environ.get("TFHUB_CACHE_DIR")
+    os.environ["TFHUB_CACHE_DIR"] = str(cache_dir)
+    yield cache_dir
+    if previous is None:
+        os.environ.pop("TFHUB_CACHE_DIR", None)
+    else:
+        os.environ["TFHUB_CACHE_DIR"] = previous
+
+
+class OfflinePlatform:
+    """Records what the adapter would have sent to the platform."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.files: dict[str, str] = {}  # item id -> local file that item.download copies
+        self.uploaded: dict[str, list] = {}  # item id -> annotations uploaded
+        self.deleted: list[str] = []  # item ids whose model annotations were cleaned
+        self.model_updates = 0
+        self.artifact_uploads: list[str] = []
+        self.metrics: list = []
+
+    def add_item(self, path, *, name=None, mimetype="video/mp4", item_id=None):
+        import dtlpy as dl
+
+        name = name or os.path.basename(str(path))
+        item_id = item_id or f"item-{len(self.files) + 1}"
+        self.files[item_id] = str(path)
+        return dl.Item.from_json(
+            _json={
+                "id": item_id,
+                "name": name,
+                "filename": "/" + name,
+                "type": "file",
+                "metadata": {"fps": 10, "system": {"mimetype": mimetype}},
+            },
+            client_api=dl.client_api,
+            dataset=None,
+            project=None,
+            is_fetched=True,
+        )
+
+
+def install_offline_platform(monkeypatch) -> OfflinePlatform:
+    import dtlpy as dl
+
+    state = OfflinePlatform()
+
+    def model_update(self, *args, **kwargs):
+        with state.lock:
+            state.model_updates += 1
+        return self
+
+    def item_download(self, local_path=None, overwrite=False, **kwargs):
+        source = state.files[self.id]
+        target = os.path.join(local_path, self.name)
+        shutil.copyfile(source, target)
+        return target
+
+    def annotations_upload(self, annotations, **kwargs):
+        with state.lock:
+            state.uploaded.setdefault(self.item.id, []).extend(annotations)
+        return annotations
+
+    def annotations_delete(self, *args, **kwargs):
+        with state.lock:
+            state.deleted.append(self.item.id)
+        return True
+
+    def artifacts_upload(self, filepath=None, **kwargs):
+        state.artifact_uploads.append(filepath)
+        return []
+
+    def artifacts_download(self, local_path=None, **kwargs):
+        return local_path
+
+    def metrics_create(self, samples, *args, **kwargs):
+        state.metrics.append(samples)
+        return True
+
+    monkeypatch.setattr(dl.Model, "update", model_update)
+    monkeypatch.setattr(dl.Item, "download", item_download)
+    monkeypatch.setattr(dl.repositories.Annotations, "upload", annotations_upload)
+    monkeypatch.setattr(dl.repositories.Annotations, "delete", annotations_delete)
+    monkeypatch.setattr(dl.repositories.Artifacts, "upload", artifacts_upload)
+    monkeypatch.setattr(dl.repositories.Artifacts, "download", artifacts_download)
+    if hasattr(dl.repositories, "Metrics"):
+        monkeypatch.setattr(dl.repositories.Metrics, "create", metrics_create)
+    return state
+
+
+@pytest.fixture
+def platform(monkeypatch) -> OfflinePlatform:
+    return install_offline_platform(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def module_platform() -> OfflinePlatform:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield install_offline_platform(monkeypatch)
+
+
+def model_entity(configuration: dict, *, labels=None, name="movinet-a0-test", model_id="model-1"):
+    """A dl.Model as the platform would hand it to the adapter (update() is stubbed by `platform`)."""
+    import dtlpy as dl
+
+    return dl.Model.from_json(
+        _json={
+            "id": model_id,
+            "name": name,
+            "configuration": dict(configuration),
+            "labels": labels,
+            "inputType": "video",
+            "outputType": "class",
+            "status": "pre-trained",
+        },
+        client_api=dl.client_api,
+        project=None,
+        package=None,
+    )
