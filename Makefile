@@ -1,0 +1,25 @@
+# The two commands of the README. Each sets up .venv from requirements.txt first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test predict-sample manifest
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Offline tests; exported fixture models are cached in .cache/test-models between runs.
+test: setup
+	$(PY) -m pytest
+
+# The main job: predict on a generated sample video with movinet-a0-base.
+predict-sample: setup
+	$(PY) tools/predict_sample.py
+
+manifest: setup
+	$(PY) tools/build_manifest.py
