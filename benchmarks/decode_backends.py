@@ -43,7 +43,6 @@ use frame threads where more cores exist (not measured here).
 from __future__ import annotations
 
 import argparse
-import fractions
 import functools
 import json
 import os
@@ -52,52 +51,11 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+from common import memory_kib, reset_peak_rss, write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("cv2", "pyav-slice", "pyav-auto")
 TARGET_FPS = 5
-
-
-def write_benchmark_video(path: str, seconds: float, codec: str, width: int = 1280, height: int = 720, fps: int = 30) -> int:
-    """Encode a panning-texture video with PyAV; returns the number of frames written."""
-    import av
-    import cv2
-
-    rng = np.random.default_rng(0)
-    # A texture larger than the frame, panned diagonally: full-frame motion.
-    texture = rng.integers(0, 256, size=(height + 256, width + 512, 3), dtype=np.uint8)
-    texture = cv2.GaussianBlur(texture, (0, 0), sigmaX=1.5)
-    # Sensor-like noise, cycled with a period longer than the encoder's reference
-    # window, keeps the bitrate near real footage (a few Mbit/s) instead of the
-    # near-free pure pan.
-    noise = [rng.integers(-16, 17, size=(height, width, 3), dtype=np.int16) for _ in range(7)]
-    frames = int(round(seconds * fps))
-    side = height // 5
-    with av.open(path, "w") as container:
-        stream = container.add_stream(codec, rate=fractions.Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"preset": "veryfast", "crf": "23"}
-        for i in range(frames):
-            x, y = (2 * i) % 512, i % 256
-            image = texture[y : y + height, x : x + width] + noise[i % len(noise)]
-            image = np.clip(image, 0, 255).astype(np.uint8)
-            sx, sy = (7 * i) % (width - side), (3 * i) % (height - side)
-            image[sy : sy + side, sx : sx + side] = 240
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-        container.mux(stream.encode(None))
-    return frames
-
-
-def _memory_kib() -> dict[str, int]:
-    values = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
-    return values
 
 
 def child(variant: str, path: str) -> None:
@@ -115,9 +73,8 @@ def child(variant: str, path: str) -> None:
         video._DECODERS[variant] = functools.partial(video._PyAVDecoder, thread_type=thread_type)
         decoder = variant
 
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
-    before = _memory_kib()["VmRSS"]
+    reset_peak_rss()
+    before = memory_kib()["VmRSS"]
     start = time.perf_counter()
     reader = video.VideoReader(path, fps=TARGET_FPS, _decoder=decoder)
     kept = 0
@@ -126,7 +83,7 @@ def child(variant: str, path: str) -> None:
         kept += 1
         checksum += int(frame.image[0, 0, 0])  # the kept frame is a real BGR ndarray
     elapsed = time.perf_counter() - start
-    peak = _memory_kib()["VmHWM"]
+    peak = memory_kib()["VmHWM"]
     print(
         json.dumps(
             {"seconds": elapsed, "decoded": reader.num_frames, "kept": kept, "rss_growth_mib": (peak - before) / 1024}

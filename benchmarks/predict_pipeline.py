@@ -1,0 +1,210 @@
+"""Prediction speed and memory: the adapter against its own parts and a naive pipeline.
+
+Run by hand from the repository root (takes several minutes on 2 cores):
+
+    .venv/bin/python benchmarks/predict_pipeline.py [--seconds 60] [--long-minutes 10]
+
+Writes a 1280x720 30 fps H.264 video of --seconds, and one of --long-minutes, then for
+movinet-a0-base and movinet-a0-stream (the manifest's configuration: 172 px, 5 fps,
+13-frame clips), each measurement in a fresh process:
+
+* adapter: MovinetAdapter.predict on the video (after a warm-up on a short video, so
+  tf.function tracing is not counted): wall time and peak RSS growth;
+* decode: VideoReader + preprocess_frame alone on the same video (frames kept in memory);
+* model: the same classifier on those in-memory frames alone;
+* naive (base only): decode every frame at the native 30 fps, resize and crop all of
+  them, and run the whole video through the base model in one call. If it runs out of
+  memory, shorter videos are tried and the longest it completes is compared instead.
+
+Weights: a random-initialised export of the official architecture (speed and memory do
+not depend on the weight values). Targets: adapter <= 1.15 x (decode + model);
+>= 10x faster than naive with <= 1/10 of its peak memory; the adapter's peak memory the
+same for the short and the long video, in both modes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import memory_kib, reset_peak_rss, write_benchmark_video
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = ("base", "stream")
+
+
+def _adapter(mode: str):
+    sys.path.insert(0, REPO)
+    from adapter.cli import DEFAULT_MANIFEST, manifest_model, offline_adapter
+
+    adapter = offline_adapter(manifest_model(DEFAULT_MANIFEST, f"movinet-a0-{mode}"), {})
+    adapter.load(None)
+    return adapter
+
+
+def _warm_up(adapter, tmp: str) -> None:
+    from adapter.items import local_video
+
+    path = os.path.join(tmp, "warmup.mp4")
+    write_benchmark_video(path, seconds=6, codec="libx264")
+    adapter.predict([local_video(path)])
+
+
+def child_adapter(mode: str, path: str, tmp: str) -> dict:
+    from adapter.items import local_video
+
+    adapter = _adapter(mode)
+    _warm_up(adapter, tmp)
+    reset_peak_rss()
+    before = memory_kib()["VmRSS"]
+    start = time.perf_counter()
+    (collection,) = adapter.predict([local_video(path)])
+    seconds = time.perf_counter() - start
+    peak = memory_kib()["VmHWM"]
+    if adapter.failures:
+        raise RuntimeError(adapter.failures)
+    return {"seconds": seconds, "rss_growth_mib": (peak - before) / 1024, "annotations": len(collection.annotations)}
+
+
+def child_parts(mode: str, path: str, tmp: str) -> dict:
+    """Decode + preprocess alone, then the model alone on the same frames."""
+    from adapter.clips import base_clips, stream_windows
+    from adapter.preprocessing import preprocess_frame
+    from adapter.video import VideoReader
+
+    adapter = _adapter(mode)
+    _warm_up(adapter, tmp)
+    config = adapter.config
+    start = time.perf_counter()
+    frames = [(f.index, preprocess_frame(f.image, config.imgz)) for f in VideoReader(path, fps=config.frame_rate)]
+    decode = time.perf_counter() - start
+    clips = list((base_clips if mode == "base" else stream_windows)(frames, config.n_frames))
+    start = time.perf_counter()
+    adapter._classifier.classify(clips)
+    model = time.perf_counter() - start
+    return {"decode_seconds": decode, "model_seconds": model, "sampled_frames": len(frames)}
+
+
+def child_naive(path: str, tmp: str) -> dict:
+    """Every frame at native rate, all resized, one model call over the whole video."""
+    import numpy as np
+    import tensorflow as tf
+
+    from adapter.preprocessing import preprocess_frame
+    from adapter.video import VideoReader
+
+    adapter = _adapter("base")
+    model = adapter.model
+    model(tf.zeros([1, 13, 172, 172, 3]), training=False)  # build and warm the graph once
+    reset_peak_rss()
+    before = memory_kib()["VmRSS"]
+    start = time.perf_counter()
+    frames = np.stack([preprocess_frame(f.image, 172) for f in VideoReader(path, fps=None)])
+    logits = model(frames[None], training=False)
+    tf.nn.softmax(logits).numpy()
+    seconds = time.perf_counter() - start
+    peak = memory_kib()["VmHWM"]
+    return {"seconds": seconds, "rss_growth_mib": (peak - before) / 1024, "frames": len(frames)}
+
+
+def run_child(kind: str, mode: str, path: str, tmp: str) -> dict | None:
+    """Run one measurement in a fresh process; None if it was killed (out of memory)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
+    result = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", kind, mode, path, tmp],
+        capture_output=True, text=True, env=env, cwd=REPO,
+    )
+    if result.returncode != 0:
+        print(f"  {kind} {mode} on {os.path.basename(path)} failed (exit {result.returncode}): "
+              f"{result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else ''}", flush=True)
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--long-minutes", type=float, default=10.0)
+    parser.add_argument("--child", nargs=4, metavar=("KIND", "MODE", "PATH", "TMP"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, mode, path, tmp = args.child
+        sys.path.insert(0, REPO)
+        runner = {"adapter": child_adapter, "parts": child_parts}.get(kind)
+        result = runner(mode, path, tmp) if runner else child_naive(path, tmp)
+        print(json.dumps(result))
+        return
+
+    tmp = tempfile.mkdtemp(prefix="movinet-bench-")
+    _ensure_hub_models(tmp)
+    short = os.path.join(tmp, "short.mp4")
+    long = os.path.join(tmp, "long.mp4")
+    for path, seconds in ((short, args.seconds), (long, args.long_minutes * 60)):
+        start = time.perf_counter()
+        frames = write_benchmark_video(path, seconds, "libx264")
+        print(f"wrote {os.path.basename(path)}: {frames} frames 1280x720 @ 30 fps in {time.perf_counter() - start:.0f} s", flush=True)
+
+    rows = {}
+    for mode in MODES:
+        rows[mode] = {
+            "adapter": run_child("adapter", mode, short, tmp),
+            "parts": run_child("parts", mode, short, tmp),
+            "adapter_long": run_child("adapter", mode, long, tmp),
+        }
+        print(f"{mode}: {json.dumps(rows[mode])}", flush=True)
+    naive, naive_seconds = None, args.seconds
+    while naive is None and naive_seconds >= 5:
+        naive_path = short if naive_seconds == args.seconds else os.path.join(tmp, f"naive-{naive_seconds:.0f}.mp4")
+        if not os.path.exists(naive_path):
+            write_benchmark_video(naive_path, naive_seconds, "libx264")
+        naive = run_child("naive", "base", naive_path, tmp)
+        if naive is None:
+            naive_seconds /= 2
+    adapter_at_naive_length = rows["base"]["adapter"]
+    if naive is not None and naive_seconds != args.seconds:
+        adapter_at_naive_length = run_child("adapter", "base", naive_path, tmp)
+    print(f"naive: {json.dumps(naive)} on {naive_seconds:.0f} s", flush=True)
+    _report(rows, naive, naive_seconds, adapter_at_naive_length, args)
+
+
+def _report(rows, naive, naive_seconds, adapter_at_naive_length, args) -> None:
+    print(f"\n{args.seconds:.0f} s and {args.long_minutes:.0f} min of 1280x720 30 fps; a0 at 172 px, 5 fps, 13-frame clips; {os.cpu_count()} CPUs")
+    print(f"{'mode':<7} {'predict s':>10} {'decode s':>9} {'model s':>8} {'ratio':>6} {'peak +MiB 1 min':>16} {'peak +MiB long':>15}")
+    for mode, row in rows.items():
+        adapter, parts, long = row["adapter"], row["parts"], row["adapter_long"]
+        if not (adapter and parts and long):
+            print(f"{mode:<7} (a measurement failed, see above)")
+            continue
+        ratio = adapter["seconds"] / (parts["decode_seconds"] + parts["model_seconds"])
+        print(f"{mode:<7} {adapter['seconds']:>10.1f} {parts['decode_seconds']:>9.1f} {parts['model_seconds']:>8.1f} "
+              f"{ratio:>6.2f} {adapter['rss_growth_mib']:>16.0f} {long['rss_growth_mib']:>15.0f}")
+    if naive and adapter_at_naive_length:
+        print(f"\nnaive base on {naive_seconds:.0f} s ({naive['frames']} frames in one call): {naive['seconds']:.1f} s, "
+              f"peak +{naive['rss_growth_mib']:.0f} MiB; adapter on the same video: {adapter_at_naive_length['seconds']:.1f} s, "
+              f"peak +{adapter_at_naive_length['rss_growth_mib']:.0f} MiB")
+        print(f"speed-up {naive['seconds'] / adapter_at_naive_length['seconds']:.1f}x, "
+              f"memory {adapter_at_naive_length['rss_growth_mib'] / naive['rss_growth_mib']:.3f} of naive")
+    else:
+        print("\nthe naive pipeline completed no video length tried")
+
+
+def _ensure_hub_models(tmp: str) -> None:
+    """Random-weight exports of a0 base/stream in a hub cache under the real handles."""
+    import hashlib
+
+    cache = os.path.join(REPO, ".cache", "bench-hub")
+    for mode in MODES:
+        handle = f"https://tfhub.dev/tensorflow/movinet/a0/{mode}/kinetics-600/classification/3"
+        target = os.path.join(cache, hashlib.sha1(handle.encode()).hexdigest())
+        if not os.path.isfile(os.path.join(target, "saved_model.pb")):
+            subprocess.run([sys.executable, "-m", "adapter", "export-hub", "--model-id", "a0", "--mode", mode,
+                            "--output", target], check=True, cwd=REPO, capture_output=True)
+    os.environ["TFHUB_CACHE_DIR"] = cache
+
+
+if __name__ == "__main__":
+    main()
