@@ -16,6 +16,7 @@ from adapter.clips import base_clips, stream_windows
 from adapter.config import MovinetConfig
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
 from adapter.loading import LoadedModel, load_model
+from adapter.prefetch import prefetch
 from adapter.preprocessing import preprocess_frame
 from adapter.video import VideoError, VideoReader
 
@@ -122,7 +123,11 @@ class MovinetAdapter(dl.BaseModelAdapter):
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         config = self.config
         reader = VideoReader(video.path, fps=config.frame_rate, name=video.name)
-        frames = ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader)
+        # Decode one clip ahead of the model; the bound keeps memory flat.
+        frames = prefetch(
+            ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader),
+            buffer_size=2 * config.n_frames,
+        )
         if config.model_mode == "base":
             prediction = self._classifier.classify(base_clips(frames, config.n_frames))
         else:
