@@ -63,7 +63,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if info is not None:
             # The weights were trained on this input; predicting on any other would be wrong.
             trained_input = dict(imgz=info.imgz, n_frames=info.n_frames, fps=info.fps)
-            differing = {k: v for k, v in trained_input.items() if getattr(self.config, k) != v}
+            current_input = dict(imgz=self.config.imgz, n_frames=self.config.n_frames, fps=self.config.frame_rate)
+            differing = {k: v for k, v in trained_input.items() if current_input[k] != v}
             if differing:
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
