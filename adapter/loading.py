@@ -86,9 +86,11 @@ def load_model(config: MovinetConfig, local_path: str | None, labels: Sequence[s
     else:
         if labels:
             logger.warning(
-                "The model's label map has %d labels but the pretrained model predicts the 600 "
-                "Kinetics classes; using the Kinetics label names",
+                "The model's label map has %d labels, but these are the pretrained Kinetics-600 weights "
+                "(no fine-tuned weights in %s): predictions use the 600 Kinetics label names until the "
+                "model is fine-tuned",
                 len(labels),
+                local_path,
             )
         labels = kinetics_600_labels()
     return LoadedModel(model, labels, source=saved_model_dir)

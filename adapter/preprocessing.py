@@ -20,15 +20,25 @@ def preprocess_frame(image_bgr: np.ndarray, imgz: int, crop_position: tuple[floa
     """
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 BGR frame, got shape {image_bgr.shape}")
-    height, width = image_bgr.shape[:2]
-    scale = imgz / min(height, width)
-    resized_h = max(imgz, round(height * scale))
-    resized_w = max(imgz, round(width * scale))
-    # INTER_AREA averages when shrinking (no aliasing of fine texture); linear when enlarging.
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image_bgr, (resized_w, resized_h), interpolation=interpolation)
+    resized = resize_shorter_side(image_bgr, imgz)
+    resized_h, resized_w = resized.shape[:2]
     top = round((resized_h - imgz) * crop_position[0])
     left = round((resized_w - imgz) * crop_position[1])
     crop = resized[top : top + imgz, left : left + imgz]
     rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
     return rgb.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def resize_shorter_side(image: np.ndarray, imgz: int) -> np.ndarray:
+    """The resize step of preprocess_frame alone: shorter side to imgz, aspect ratio kept.
+
+    A frame already at that size comes back unchanged, so frames resized once (the
+    training frame cache) and cropped later give exactly preprocess_frame's output.
+    """
+    height, width = image.shape[:2]
+    scale = imgz / min(height, width)
+    size = (max(imgz, round(width * scale)), max(imgz, round(height * scale)))
+    if size == (width, height):
+        return image
+    # INTER_AREA averages when shrinking (no aliasing of fine texture); linear when enlarging.
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)

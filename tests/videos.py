@@ -21,7 +21,7 @@ from __future__ import annotations
 import fractions
 import os
 import struct
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -163,13 +163,14 @@ def write_video(
         frames=frames, width=width, height=height, pattern=pattern, direction=direction, seed=seed
     )
     if writer == "cv2":
-        _write_cv2(path, images, codec, fps, width, height)
+        write_frames(path, images, fps=fps, width=width, height=height, fourcc=codec)
     else:
         _write_av(path, images, codec, fps, width, height, rotation)
     return path
 
 
-def _write_cv2(path: str, images: Iterator[np.ndarray], fourcc: str, fps: float, width: int, height: int) -> None:
+def write_frames(path: str, images: Iterable[np.ndarray], *, fps: float, width: int, height: int, fourcc: str = "MJPG") -> str:
+    """Encode BGR frames with cv2.VideoWriter (MJPEG by default: keeps sharp edges)."""
     out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height))
     if not out.isOpened():
         raise RuntimeError(f"cv2.VideoWriter cannot write {fourcc} to {path}")
@@ -178,6 +179,7 @@ def _write_cv2(path: str, images: Iterator[np.ndarray], fourcc: str, fps: float,
             out.write(image)
     finally:
         out.release()
+    return path
 
 
 def _write_av(

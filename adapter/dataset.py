@@ -1,0 +1,435 @@
+"""Training data: the folder BaseModelAdapter.prepare_data downloads -> labelled samples -> clips.
+
+Layout, per subset (train, validation):
+
+    <data_path>/<subset>/items/<remote path of the video>
+    <data_path>/<subset>/json/<remote path, extension replaced by .json>   (the item's JSON)
+
+Items are found through their JSON (filename and mimetype), never by a file extension, so
+every container FFmpeg decodes is used. Each class annotation on a video is one
+:class:`Sample`: a label over a range of source frames (metadata.system.frame..endFrame,
+inclusive; no range means the whole video). :func:`read_clip` decodes one clip of a
+sample, resampled and preprocessed exactly as prediction does; :class:`RangeCache` gives
+the same clips from each range decoded once (training draws a new clip every epoch).
+
+Skipped, with one warning each and a count in the subset's summary: an annotation whose
+label is not in the label map, an item with no class annotation, an item that is not a
+video, an unreadable video, and an unusable frame range. A subset left with no sample is a
+:class:`DatasetError`.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from adapter.preprocessing import CENTRE, preprocess_frame, resize_shorter_side
+from adapter.video import VideoError, VideoReader, is_video_mimetype
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SUBSET = "train"
+VALIDATION_SUBSET = "validation"
+
+# Skip reasons, as the summary counts them.
+SKIP_UNKNOWN_LABEL = "label not in the label map"
+SKIP_NO_CLASS_ANNOTATION = "item without a class annotation"
+SKIP_NOT_A_VIDEO = "item that is not a video"
+SKIP_UNREADABLE_VIDEO = "unreadable video"
+SKIP_BAD_RANGE = "unusable frame range"
+SKIP_BAD_JSON = "unreadable item JSON"
+
+
+class DatasetError(ValueError):
+    """Training data that cannot be used at all (missing subset, no usable sample)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One labelled frame range of one video: the source of that range's training clips."""
+
+    video_path: str
+    label_index: int
+    first_frame: int  # source frame index, inclusive
+    last_frame: int | None  # inclusive; None: to the end of the video
+    item_name: str  # how messages name the item (its remote path)
+
+
+@dataclasses.dataclass
+class SubsetSamples:
+    subset: str
+    samples: list[Sample]
+    videos: int  # videos that gave at least one sample
+    skipped: collections.Counter  # skip reason -> count
+
+    def summary(self) -> str:
+        text = f"subset {self.subset!r}: {len(self.samples)} sample(s) from {self.videos} video(s)"
+        if self.skipped:
+            text += "; skipped " + ", ".join(f"{count} x {reason}" for reason, count in sorted(self.skipped.items()))
+        return text
+
+
+@dataclasses.dataclass
+class ClipFrames:
+    frames: np.ndarray  # n_frames x imgz x imgz x 3 float32 RGB in [0, 1]
+    frame_indices: list[int]  # source frame index of each frame (the last repeats when padded)
+
+
+def train_and_validation_subsets(model_metadata: Mapping | None) -> tuple[str, str]:
+    """Names of the training and validation subsets the model's metadata defines.
+
+    The platform keeps them in metadata.system.subsets; without it (offline) the
+    conventional names apply.
+    """
+    subsets = ((model_metadata or {}).get("system") or {}).get("subsets")
+    if not subsets:
+        return TRAIN_SUBSET, VALIDATION_SUBSET
+    missing = [name for name in (TRAIN_SUBSET, VALIDATION_SUBSET) if name not in subsets]
+    if missing:
+        raise DatasetError(
+            f"The model's metadata.system.subsets defines {sorted(subsets)!r}, but training needs the subsets "
+            f"{TRAIN_SUBSET!r} and {VALIDATION_SUBSET!r} (missing {missing!r}); set them on the model"
+        )
+    return TRAIN_SUBSET, VALIDATION_SUBSET
+
+
+@dataclasses.dataclass(frozen=True)
+class _ItemRecord:
+    json_path: Path
+    item: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class _LabelledRange:
+    label: str
+    first_frame: object  # as annotated: validated into a Sample or skipped
+    last_frame: object
+
+
+def _subset_dirs(data_path: str | os.PathLike, subset: str) -> tuple[Path, Path]:
+    subset_dir = Path(data_path) / subset
+    json_dir = subset_dir / "json"
+    if not json_dir.is_dir():
+        raise DatasetError(
+            f"Subset {subset!r} has no item JSON folder {json_dir}; training reads the layout that "
+            "prepare_data downloads: <data>/<subset>/items/... (videos) and <data>/<subset>/json/... "
+            "(one Dataloop item JSON per video)"
+        )
+    return subset_dir / "items", json_dir
+
+
+def _read_item_jsons(json_dir: Path, skipped: collections.Counter) -> list[_ItemRecord]:
+    records = []
+    for json_path in sorted(json_dir.rglob("*.json")):
+        try:
+            with open(json_path, encoding="utf-8") as file:
+                item = json.load(file)
+            if not isinstance(item, dict):
+                raise ValueError(f"expected a JSON object, got {type(item).__name__}")
+        except (OSError, ValueError) as err:
+            logger.warning("Skipping %s: cannot read it as an item JSON (%s)", json_path, err)
+            skipped[SKIP_BAD_JSON] += 1
+            continue
+        records.append(_ItemRecord(json_path, item))
+    return records
+
+
+def _class_ranges(item: dict) -> list[_LabelledRange]:
+    """The item's class annotations as labelled frame ranges (None: open or whole video)."""
+    ranges = []
+    for annotation in item.get("annotations") or []:
+        if not isinstance(annotation, dict) or annotation.get("type") != "class" or not annotation.get("label"):
+            continue
+        system = (annotation.get("metadata") or {}).get("system") or {}
+        first = system.get("frame")
+        last = system.get("endFrame")
+        ranges.append(_LabelledRange(str(annotation["label"]), first, last))
+    return ranges
+
+
+def labels_in_subset(data_path: str | os.PathLike, subset: str = TRAIN_SUBSET) -> list[str]:
+    """Sorted labels of the class annotations in a subset's item JSONs."""
+    _, json_dir = _subset_dirs(data_path, subset)
+    labels = set()
+    for record in _read_item_jsons(json_dir, collections.Counter()):
+        labels.update(labelled.label for labelled in _class_ranges(record.item))
+    return sorted(labels)
+
+
+def _item_name(record: _ItemRecord, json_dir: Path) -> str:
+    filename = record.item.get("filename")
+    if filename:
+        return str(filename)
+    return "/" + record.json_path.relative_to(json_dir).as_posix()
+
+
+def _video_path(record: _ItemRecord, items_dir: Path, json_dir: Path) -> Path | None:
+    filename = record.item.get("filename")
+    if filename:
+        return items_dir / str(filename).lstrip("/")
+    # No filename in the JSON: the video sits at the JSON's relative path with its own extension.
+    relative = record.json_path.relative_to(json_dir).with_suffix("")
+    candidates = sorted((items_dir / relative.parent).glob(_glob_escape(relative.name) + ".*"))
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[" else char for char in text)
+
+
+def _check_video(path: Path, name: str) -> tuple[int | None, str | None]:
+    """(the frame count the container declares or None, None), or (None, why the video is unreadable)."""
+    try:
+        reader = VideoReader(path, name=name)
+        # Opening proves little; decoding the first frame proves the codec works.
+        for _ in reader:
+            break
+    except VideoError as err:
+        return None, err.reason
+    except Exception as err:  # a decoder failing in an unexpected way: same outcome for this video
+        return None, f"cannot be decoded ({type(err).__name__}: {err})"
+    return reader.declared_frames, None
+
+
+def _frame_number(value) -> int | None:
+    """A non-negative frame number (JSON may spell 12 as 12.0), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value)
+
+
+def load_subset(
+    data_path: str | os.PathLike,
+    subset: str,
+    labels: Sequence[str],
+    *,
+    workers: int | None = None,
+) -> SubsetSamples:
+    """Read one subset into samples; skip what cannot be used (a warning each); error if none remain."""
+    items_dir, json_dir = _subset_dirs(data_path, subset)
+    label_index = {label: index for index, label in enumerate(labels)}
+    skipped: collections.Counter = collections.Counter()
+    candidates: list[tuple[str, Path, list[Sample]]] = []
+
+    for record in _read_item_jsons(json_dir, skipped):
+        name = _item_name(record, json_dir)
+        mimetype = ((record.item.get("metadata") or {}).get("system") or {}).get("mimetype")
+        if mimetype is not None and not is_video_mimetype(mimetype):
+            logger.warning("Skipping item %r: not a video (mimetype %r)", name, mimetype)
+            skipped[SKIP_NOT_A_VIDEO] += 1
+            continue
+        ranges = _class_ranges(record.item)
+        if not ranges:
+            logger.warning("Skipping item %r: it has no class annotation", name)
+            skipped[SKIP_NO_CLASS_ANNOTATION] += 1
+            continue
+        video_path = _video_path(record, items_dir, json_dir)
+        if video_path is None:
+            logger.warning("Skipping item %r: its video is not in %s", name, items_dir)
+            skipped[SKIP_UNREADABLE_VIDEO] += 1
+            continue
+        samples = []
+        for labelled in ranges:
+            if labelled.label not in label_index:
+                logger.warning(
+                    "Skipping a class annotation of item %r: label %r is not in the model's label map", name, labelled.label
+                )
+                skipped[SKIP_UNKNOWN_LABEL] += 1
+                continue
+            first = 0 if labelled.first_frame is None else _frame_number(labelled.first_frame)
+            last = None if labelled.last_frame is None else _frame_number(labelled.last_frame)
+            if first is None or (labelled.last_frame is not None and (last is None or last < first)):
+                logger.warning(
+                    "Skipping a class annotation of item %r: frame range %r..%r is not a range of frame numbers",
+                    name,
+                    labelled.first_frame,
+                    labelled.last_frame,
+                )
+                skipped[SKIP_BAD_RANGE] += 1
+                continue
+            samples.append(Sample(str(video_path), label_index[labelled.label], first, last, name))
+        if samples:
+            candidates.append((name, video_path, samples))
+
+    # Videos are checked in parallel: decoders release the GIL, and datasets can be large.
+    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        checks = list(pool.map(lambda candidate: _check_video(candidate[1], candidate[0]), candidates))
+
+    samples: list[Sample] = []
+    videos = 0
+    for (name, _, item_samples), (frame_count, problem) in zip(candidates, checks):
+        if problem is not None:
+            logger.warning("Skipping item %r: video %s", name, problem)
+            skipped[SKIP_UNREADABLE_VIDEO] += 1
+            continue
+        usable = []
+        for sample in item_samples:
+            # The declared count is exact for most containers, estimated for Matroska/WebM; if a range
+            # past the real end slips through, read_clip's error names the item.
+            if frame_count is not None and sample.first_frame >= frame_count:
+                logger.warning(
+                    "Skipping a class annotation of item %r: its range starts at frame %d but the video has %d frames",
+                    name,
+                    sample.first_frame,
+                    frame_count,
+                )
+                skipped[SKIP_BAD_RANGE] += 1
+                continue
+            usable.append(sample)
+        if usable:
+            videos += 1
+            samples.extend(usable)
+
+    result = SubsetSamples(subset, samples, videos, skipped)
+    (logger.warning if skipped else logger.info)("Loaded %s", result.summary())
+    if not samples:
+        raise DatasetError(
+            f"Subset {subset!r} ({Path(data_path) / subset}) has no usable sample: {result.summary()}. "
+            f"Training needs videos with class annotations whose labels are in the label map {list(labels)!r}"
+        )
+    return result
+
+
+def read_clip(
+    sample: Sample,
+    *,
+    n_frames: int,
+    imgz: int,
+    fps: float | None,
+    start_fraction: float = 0.5,
+    crop_position: tuple[float, float] = CENTRE,
+) -> ClipFrames:
+    """n_frames consecutive resampled frames inside the sample's range, preprocessed as predict does.
+
+    start_fraction places the clip within the range: 0 starts at its first sampled frame,
+    1 ends at its last, 0.5 centres it. A range with fewer sampled frames than n_frames
+    repeats its last frame (as prediction does for a short video). Decoding stops as soon
+    as the clip is complete, so a clip costs the frames up to its end, not the whole video.
+    """
+    reader = VideoReader(sample.video_path, fps=fps, name=sample.item_name)
+    first = sample.first_frame
+    last = sample.last_frame
+    range_end = last if last is not None else (reader.declared_frames - 1 if reader.declared_frames else None)
+    skip = 0
+    if range_end is not None:
+        # Sampled frames in the range, to within one: resampling keeps about fps/source_fps of them.
+        kept_fraction = 1.0
+        if fps is not None and reader.source_fps and fps < reader.source_fps:
+            kept_fraction = fps / reader.source_fps
+        available = max(1, math.floor((range_end - first + 1) * kept_fraction))
+        skip = round(min(max(start_fraction, 0.0), 1.0) * max(0, available - n_frames))
+    # The last n_frames of the range seen so far: if the estimate overshoots, the clip ends at the range's end.
+    window: collections.deque = collections.deque(maxlen=n_frames)
+    taken = 0
+    for frame in reader:
+        if frame.index < first:
+            continue
+        if last is not None and frame.index > last:
+            break
+        window.append(frame)
+        taken += 1
+        if taken >= skip + n_frames:
+            break
+    if not window:
+        raise VideoError(sample.item_name, f"has no frame in the labelled range {first}..{last}")
+    frames = list(window) + [window[-1]] * (n_frames - len(window))
+    images = np.stack([preprocess_frame(frame.image, imgz, crop_position) for frame in frames])
+    return ClipFrames(images, [frame.index for frame in frames])
+
+
+class RangeCache:
+    """Each training sample's range, decoded once: its sampled frames, resized, on disk.
+
+    Training draws a new clip from every range every epoch. Decoding the video each time
+    costs more than the model step for real videos (a clip near the end of a 20 s 720p
+    video means decoding 20 s of it); from the second epoch on, a clip is a slice of this
+    cache instead. Frames are kept resized to the shorter side imgz, uncropped (uint8),
+    so the crop position can still change per clip. A range longer than max_frames
+    sampled frames, or one that would take the cache past max_bytes (default: half the
+    disk space free at the start), is not cached and decodes each time.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        imgz: int,
+        fps: float | None,
+        max_frames: int = 600,
+        max_bytes: int | None = None,
+    ):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.imgz = imgz
+        self.fps = fps
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes if max_bytes is not None else shutil.disk_usage(self.directory).free // 2
+        self._uncached: set[Sample] = set()
+        self._lock = threading.Lock()
+        self._bytes = 0
+
+    def _paths(self, sample: Sample) -> tuple[Path, Path]:
+        key = f"{sample.video_path}|{sample.first_frame}|{sample.last_frame}|{self.imgz}|{self.fps}"
+        stem = hashlib.sha1(key.encode()).hexdigest()
+        return self.directory / f"{stem}.frames.npy", self.directory / f"{stem}.indices.npy"
+
+    def _fill(self, sample: Sample, frames_path: Path, indices_path: Path) -> bool:
+        reader = VideoReader(sample.video_path, fps=self.fps, name=sample.item_name)
+        images, indices = [], []
+        for frame in reader:
+            if frame.index < sample.first_frame:
+                continue
+            if sample.last_frame is not None and frame.index > sample.last_frame:
+                break
+            if len(images) == self.max_frames:
+                return False
+            images.append(resize_shorter_side(frame.image, self.imgz))
+            indices.append(frame.index)
+        if not images:
+            raise VideoError(sample.item_name, f"has no frame in the labelled range {sample.first_frame}..{sample.last_frame}")
+        size = sum(image.nbytes for image in images)
+        with self._lock:
+            if self._bytes + size > self.max_bytes:
+                return False
+            self._bytes += size
+        np.save(indices_path, np.array(indices))
+        # The frames file marks a complete entry, so it is written under another name and renamed.
+        partial = frames_path.with_name(f"{frames_path.stem}.{threading.get_ident()}.partial.npy")
+        np.save(partial, np.stack(images))
+        os.replace(partial, frames_path)
+        return True
+
+    def clip(
+        self, sample: Sample, *, n_frames: int, start_fraction: float, crop_position: tuple[float, float] = CENTRE
+    ) -> ClipFrames:
+        """Like read_clip, from the cache (filled on first use); exact about the range's length."""
+        frames_path, indices_path = self._paths(sample)
+        if sample in self._uncached or (not frames_path.exists() and not self._fill(sample, frames_path, indices_path)):
+            self._uncached.add(sample)
+            return read_clip(
+                sample, n_frames=n_frames, imgz=self.imgz, fps=self.fps, start_fraction=start_fraction, crop_position=crop_position
+            )
+        # Memory-mapped: a clip reads its own frames, not the whole range.
+        images, indices = np.load(frames_path, mmap_mode="r"), np.load(indices_path)
+        skip = round(min(max(start_fraction, 0.0), 1.0) * max(0, len(images) - n_frames))
+        chosen = list(range(skip, min(skip + n_frames, len(images))))
+        chosen += [chosen[-1]] * (n_frames - len(chosen))
+        frames = np.stack([preprocess_frame(images[i], self.imgz, crop_position) for i in chosen])
+        return ClipFrames(frames, [int(indices[i]) for i in chosen])
+
+    def size_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self.directory.glob("*.npy"))
