@@ -70,7 +70,18 @@ def run_predict(args) -> int:
 
     from adapter.items import local_video
 
-    adapter = offline_adapter(manifest_model(args.manifest, args.model), parse_set(args.set))
+    overrides = parse_set(args.set)
+    if args.weights is not None:
+        from adapter.loading import METADATA_FILENAME, FineTunedFolderError, find_finetuned
+
+        try:
+            found = find_finetuned(args.weights)
+        except FineTunedFolderError as err:
+            raise ConfigError(f"--weights: {err}") from err
+        if found is None:
+            # Never predict with the pretrained model when the user asked for their own weights.
+            raise ConfigError(f"--weights {args.weights!r} holds no fine-tuned model ({METADATA_FILENAME} written by train/save)")
+    adapter = offline_adapter(manifest_model(args.manifest, args.model), overrides)
     adapter.load(args.weights)
     results = {}
     for path in tqdm(args.videos, desc="videos", unit="video"):
@@ -152,9 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
+        from adapter.dataset import DatasetError
         from adapter.hub import HubModelUnavailable
 
         if isinstance(err, HubModelUnavailable):
             print(f"error: {err}", file=sys.stderr)
             return EXIT_HUB_UNAVAILABLE
+        if isinstance(err, DatasetError):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         raise

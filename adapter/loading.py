@@ -24,6 +24,10 @@ METADATA_FILENAME = "movinet.json"
 DEFAULT_WEIGHTS_FILENAME = "movinet_finetuned.weights.h5"
 
 
+class FineTunedFolderError(ValueError):
+    """A folder that claims fine-tuned weights (movinet.json) but cannot provide them."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FineTunedInfo:
     """What movinet.json records about fine-tuned weights."""
@@ -61,10 +65,13 @@ def find_finetuned(local_path: str | None) -> FineTunedInfo | None:
     metadata_path = os.path.join(local_path, METADATA_FILENAME)
     if not os.path.isfile(metadata_path):
         return None
-    with open(metadata_path) as file:
-        info = FineTunedInfo(**json.load(file))
+    try:
+        with open(metadata_path) as file:
+            info = FineTunedInfo(**json.load(file))
+    except (ValueError, TypeError) as err:  # not JSON, or not the fields save() writes
+        raise FineTunedFolderError(f"{metadata_path} is not a movinet.json written by save(): {err}") from err
     if not os.path.isfile(os.path.join(local_path, info.weights_filename)):
-        raise FileNotFoundError(
+        raise FineTunedFolderError(
             f"{metadata_path} names weights {info.weights_filename!r}, which are not in {local_path}"
         )
     return info

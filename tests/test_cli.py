@@ -71,3 +71,35 @@ def test_set_values_parse_as_json_where_they_do():
     }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_set(["imgz"])
+
+
+def test_weights_folder_without_a_fine_tuned_model_is_refused_not_ignored(tmp_path):
+    (tmp_path / "weights").mkdir()
+
+    result = run_cli("predict", str(tmp_path / "x.mp4"), "--weights", str(tmp_path / "weights"))
+
+    assert result.returncode == 2
+    assert "--weights" in result.stderr and "no fine-tuned model" in result.stderr
+
+
+def test_weights_folder_whose_metadata_names_missing_weights_is_refused(tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "movinet.json").write_text(
+        json.dumps({"model_id": "a0", "model_mode": "base", "labels": ["a", "b"], "imgz": 32, "n_frames": 4, "fps": 5.0,
+                    "weights_filename": "gone.weights.h5"})
+    )
+
+    result = run_cli("predict", str(tmp_path / "x.mp4"), "--weights", str(weights))
+
+    assert result.returncode == 2
+    assert "gone.weights.h5" in result.stderr
+
+
+def test_train_on_a_folder_without_the_training_layout_is_a_clear_error(tmp_path):
+    (tmp_path / "data").mkdir()
+
+    result = run_cli("train", str(tmp_path / "data"), "--output", str(tmp_path / "out"), "--set", "imgz=32")
+
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
