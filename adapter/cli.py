@@ -52,13 +52,8 @@ def offline_adapter(model_json: dict, overrides: dict):
     configuration = {**model_json.get("configuration", {}), **overrides}
     MovinetConfig.from_dict(configuration)  # fail on a bad key or value before importing TensorFlow
 
-    import dtlpy
-
     from adapter.movinet_adapter import MovinetAdapter
     from adapter.offline import offline_model
-
-    # The SDK logs at DEBUG and prints its own warnings; keep its records off our handler.
-    logging.getLogger(dtlpy.__name__).propagate = False
     model = offline_model({**model_json, "configuration": configuration})
     adapter = MovinetAdapter()
     adapter.model_entity = model
@@ -156,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The SDK logs at DEBUG and prints its own warnings with its own handler; keep its
+    # records off ours (set before anything imports it).
+    logging.getLogger("dtlpy").propagate = False
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
