@@ -30,12 +30,12 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from adapter.preprocessing import CENTRE, preprocess_frame, resize_shorter_side
-from adapter.video import VideoError, VideoReader, is_video_mimetype
+from adapter.video import Frame, VideoError, VideoReader, is_video_mimetype
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +304,21 @@ def load_subset(
     return result
 
 
+def _frames_in_range(reader: VideoReader, sample: Sample) -> Iterator[Frame]:
+    """The reader's sampled frames inside the sample's range; decoding stops at the range's end."""
+    for frame in reader:
+        if frame.index < sample.first_frame:
+            continue
+        if sample.last_frame is not None and frame.index > sample.last_frame:
+            return
+        yield frame
+
+
+def _clip_start(start_fraction: float, available: int, n_frames: int) -> int:
+    """Sampled frames of the range before the clip: start_fraction (clamped to 0..1) of the slack."""
+    return round(min(max(start_fraction, 0.0), 1.0) * max(0, available - n_frames))
+
+
 def read_clip(
     sample: Sample,
     *,
@@ -331,15 +346,11 @@ def read_clip(
         if fps is not None and reader.source_fps and fps < reader.source_fps:
             kept_fraction = fps / reader.source_fps
         available = max(1, math.floor((range_end - first + 1) * kept_fraction))
-        skip = round(min(max(start_fraction, 0.0), 1.0) * max(0, available - n_frames))
+        skip = _clip_start(start_fraction, available, n_frames)
     # The last n_frames of the range seen so far: if the estimate overshoots, the clip ends at the range's end.
     window: collections.deque = collections.deque(maxlen=n_frames)
     taken = 0
-    for frame in reader:
-        if frame.index < first:
-            continue
-        if last is not None and frame.index > last:
-            break
+    for frame in _frames_in_range(reader, sample):
         window.append(frame)
         taken += 1
         if taken >= skip + n_frames:
@@ -390,11 +401,7 @@ class RangeCache:
     def _fill(self, sample: Sample, frames_path: Path, indices_path: Path) -> bool:
         reader = VideoReader(sample.video_path, fps=self.fps, name=sample.item_name)
         images, indices = [], []
-        for frame in reader:
-            if frame.index < sample.first_frame:
-                continue
-            if sample.last_frame is not None and frame.index > sample.last_frame:
-                break
+        for frame in _frames_in_range(reader, sample):
             if len(images) == self.max_frames:
                 return False
             images.append(resize_shorter_side(frame.image, self.imgz))
@@ -425,7 +432,7 @@ class RangeCache:
             )
         # Memory-mapped: a clip reads its own frames, not the whole range.
         images, indices = np.load(frames_path, mmap_mode="r"), np.load(indices_path)
-        skip = round(min(max(start_fraction, 0.0), 1.0) * max(0, len(images) - n_frames))
+        skip = _clip_start(start_fraction, len(images), n_frames)
         chosen = list(range(skip, min(skip + n_frames, len(images))))
         chosen += [chosen[-1]] * (n_frames - len(chosen))
         frames = np.stack([preprocess_frame(images[i], self.imgz, crop_position) for i in chosen])
