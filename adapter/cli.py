@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 from adapter.config import ConfigError, MovinetConfig
+from adapter.errors import MovinetError
 from adapter.presets import MODEL_IDS, MODEL_MODES
 
 logger = logging.getLogger("adapter")
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "dataloop.json"
 DEFAULT_MODEL = "movinet-a0-base"
-EXIT_HUB_UNAVAILABLE = 3  # lets scripts tell "no weights here" from a failed video (1) or bad option (2)
 
 
 def parse_set(values: list[str]) -> dict:
@@ -157,17 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ConfigError as err:
+    except MovinetError as err:
+        # The adapter's own errors already name the key, item or folder and the reason.
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:
-        from adapter.dataset import DatasetError
-        from adapter.hub import HubModelUnavailable
-
-        if isinstance(err, HubModelUnavailable):
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_HUB_UNAVAILABLE
-        if isinstance(err, DatasetError):
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
+        return err.exit_code

@@ -11,6 +11,7 @@ import logging
 import math
 from typing import Any, Mapping
 
+from adapter.errors import UsageError
 from adapter.presets import MODEL_IDS, MODEL_MODES, VARIANTS
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ KEY_ALIASES = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration value that the adapter cannot use."""
 
 

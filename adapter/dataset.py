@@ -34,6 +34,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from adapter.errors import UsageError
 from adapter.preprocessing import CENTRE, preprocess_frame, resize_shorter_side
 from adapter.video import Frame, VideoError, VideoReader, is_video_mimetype
 
@@ -51,7 +52,7 @@ SKIP_BAD_RANGE = "unusable frame range"
 SKIP_BAD_JSON = "unreadable item JSON"
 
 
-class DatasetError(ValueError):
+class DatasetError(UsageError, ValueError):
     """Training data that cannot be used at all (missing subset, no usable sample)."""
 
 

@@ -12,6 +12,7 @@ import os
 import tensorflow_hub
 
 from adapter.config import MovinetConfig
+from adapter.errors import EXIT_HUB_UNAVAILABLE, MovinetError
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +21,10 @@ HUB_HANDLE_TEMPLATE = (
 )
 
 
-class HubModelUnavailable(RuntimeError):
+class HubModelUnavailable(MovinetError, RuntimeError):
     """The pretrained model could not be resolved to a local SavedModel."""
+
+    exit_code = EXIT_HUB_UNAVAILABLE
 
 
 def kinetics_handle(config: MovinetConfig) -> str:

@@ -15,12 +15,13 @@ import uuid
 
 import dtlpy as dl
 
+from adapter.errors import MovinetError
 from adapter.video import is_video_mimetype
 
 logger = logging.getLogger(__name__)
 
 
-class ItemError(ValueError):
+class ItemError(MovinetError, ValueError):
     """An item that cannot be predicted (not a video, not downloadable); names the item."""
 
 

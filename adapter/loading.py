@@ -14,7 +14,8 @@ from typing import Sequence
 import tf_keras
 
 from adapter import network
-from adapter.config import MovinetConfig
+from adapter.config import ConfigError, MovinetConfig
+from adapter.errors import UsageError
 from adapter.hub import resolve_saved_model
 from adapter.presets import kinetics_600_labels
 
@@ -24,7 +25,7 @@ METADATA_FILENAME = "movinet.json"
 DEFAULT_WEIGHTS_FILENAME = "movinet_finetuned.weights.h5"
 
 
-class FineTunedFolderError(ValueError):
+class FineTunedFolderError(UsageError, ValueError):
     """A folder that claims fine-tuned weights (movinet.json) but cannot provide them."""
 
 
@@ -105,7 +106,7 @@ def load_model(config: MovinetConfig, local_path: str | None, labels: Sequence[s
 
 def load_finetuned(config: MovinetConfig, local_path: str, info: FineTunedInfo) -> LoadedModel:
     if config.model_mode != info.model_mode or config.model_id != info.model_id:
-        raise ValueError(
+        raise ConfigError(
             f"The fine-tuned weights in {local_path} are movinet-{info.model_id}-{info.model_mode}, but the "
             f"configuration asks for model_id={config.model_id!r}, model_mode={config.model_mode!r}; "
             f"set them to {info.model_id!r} and {info.model_mode!r}"

@@ -14,6 +14,7 @@ from adapter import items as item_inputs
 from adapter.annotations import build_annotations
 from adapter.clips import base_clips, stream_windows
 from adapter.config import MovinetConfig
+from adapter.errors import MovinetError
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
 from adapter.loading import LoadedModel, load_model
 from adapter.prefetch import prefetch
@@ -23,7 +24,7 @@ from adapter.video import VideoError, VideoReader
 logger = logging.getLogger(__name__)
 
 
-class PredictionFailed(RuntimeError):
+class PredictionFailed(MovinetError, RuntimeError):
     """Some videos could not be predicted; the others were."""
 
     def __init__(self, failures: list[tuple[str, str]]):

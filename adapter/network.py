@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras
 from official.projects.movinet.modeling import movinet, movinet_model
 
+from adapter.errors import UsageError
 from adapter.fast_conv import use_temporal_tap_convolutions
 from adapter.presets import architecture
 
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 _SWISH = "simple_swish"
 
 
-class WeightsMismatch(RuntimeError):
+class WeightsMismatch(UsageError, RuntimeError):
     """Stored variables do not fit the network built for this configuration."""
 
 

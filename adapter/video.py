@@ -35,6 +35,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from adapter.errors import MovinetError
+
 logger = logging.getLogger(__name__)
 
 MIME_PREFIX = "video/"
@@ -49,7 +51,7 @@ def is_video_mimetype(mimetype: str | None) -> bool:
     return bool(mimetype) and mimetype.strip().lower().startswith(MIME_PREFIX)
 
 
-class VideoError(ValueError):
+class VideoError(MovinetError, ValueError):
     """A video that cannot be used. ``str(err)`` names the source and the reason."""
 
     def __init__(self, name: str, reason: str):

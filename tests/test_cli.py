@@ -103,3 +103,31 @@ def test_train_on_a_folder_without_the_training_layout_is_a_clear_error(tmp_path
 
     assert result.returncode == 2
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_weights_of_another_variant_or_mode_exit_2_naming_both(tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "w.weights.h5").write_bytes(b"")
+    (weights / "movinet.json").write_text(
+        json.dumps({"model_id": "a0", "model_mode": "base", "labels": ["a", "b"], "imgz": 32, "n_frames": 4, "fps": 5.0,
+                    "weights_filename": "w.weights.h5"})
+    )
+
+    result = run_cli("predict", str(tmp_path / "x.mp4"), "--weights", str(weights), "--set", "model_mode=stream")
+
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "movinet-a0-base" in result.stderr and "model_mode='stream'" in result.stderr
+
+
+def test_saved_model_that_does_not_fit_the_network_exits_2(hub_cache, exported_models, tmp_path):
+    # A stream SavedModel given as the handle of a base model: the variables cannot restore.
+    result = run_cli(
+        "predict", str(tmp_path / "x.mp4"), "--set", f"hub_handle={exported_models['stream']}",
+        env_extra={"TFHUB_CACHE_DIR": str(hub_cache)},
+    )
+
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "does not match the network" in result.stderr

@@ -1,0 +1,26 @@
+"""The adapter's own errors: one base type that carries the command line's exit code.
+
+Every error the adapter raises on purpose derives from MovinetError, so the command line
+maps them to exit codes in one place (cli.main) and the README's table holds:
+
+    1  some videos could not be processed (the others were)
+    2  a bad option, configuration key, data folder or weights folder
+    3  the pretrained weights cannot be resolved (no network and no cached copy)
+"""
+from __future__ import annotations
+
+EXIT_FAILED_VIDEOS = 1
+EXIT_USAGE = 2
+EXIT_HUB_UNAVAILABLE = 3
+
+
+class MovinetError(Exception):
+    """Base of the adapter's errors; exit_code is what the command line exits with."""
+
+    exit_code = EXIT_FAILED_VIDEOS
+
+
+class UsageError(MovinetError):
+    """Something the user gave (option, key, folder, weights) that cannot be used as given."""
+
+    exit_code = EXIT_USAGE
