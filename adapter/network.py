@@ -51,7 +51,7 @@ def build_classifier(
     """A MovinetClassifier; stream mode takes and returns the model's states.
 
     Base networks compute their 3D convolutions as sums of 2D ones (fast_conv.py): the
-    same function of the same weights, ~50x faster on CPU.
+    same function of the same weights, much faster on CPU (README, Benchmarks).
     """
     backbone = backbone if backbone is not None else build_backbone(model_id, model_mode)
     model = movinet_model.MovinetClassifier(

@@ -14,10 +14,9 @@ warning: a clip that ends early is still a usable clip, and the warning keeps th
 loss visible.
 
 Decoding is done by FFmpeg through PyAV. ``benchmarks/decode_backends.py``
-measured it against OpenCV's ``VideoCapture`` on the real workload (720p H.264,
+measures it against OpenCV's ``VideoCapture`` on the real workload (720p H.264,
 decode + resample to 5 fps + convert the kept frames): speed and memory were a
-tie (PyAV took 0.86-1.09x OpenCV's time on a shared 2-core VM; both grew peak
-RSS by under 40 MiB for a 60 s video). PyAV wins on what it reports: it tells a
+tie (README, Benchmarks). PyAV wins on what it reports: it tells a
 decoding error from the end of the stream (OpenCV's grab() returns False for
 both), names the codec error, and gives the exact rational frame rate. OpenCV
 remains as a private decoder (``_Cv2Decoder``) for that comparison, and the

@@ -19,26 +19,7 @@ second, and peak RSS growth while decoding (peak resident memory reset just
 before the read, from /proc/self/status). Kept frames are converted to BGR
 ndarrays, as in the pipeline, and then dropped.
 
-Measured on the development VM (2 CPU cores shared with other jobs, so the
-runs are noisy; best of 3, 60 s libx264 veryfast at about 5.7 Mbit/s, 1800
-frames decoded, 300 kept):
-
-    run 1 (load ~1.8)   best s   decode fps   peak RSS +MiB   time vs cv2
-    cv2                   4.88        369          36.5          1.00x
-    pyav-slice            4.19        430          25.3          0.86x
-    pyav-auto             5.30        340          34.8          1.09x
-
-    run 2 (load ~3.5)   best s   decode fps   peak RSS +MiB   time vs cv2
-    cv2                   9.52        189          36.7          1.00x
-    pyav-slice            8.66        208          25.3          0.91x
-    pyav-auto             8.28        217          34.8          0.87x
-
-Speed is a tie within the noise of a shared 2-core VM (PyAV 0.86-1.09x
-OpenCV's time), and so is memory, which does not grow with the video's length
-for any of them (a few frame buffers). PyAV is the default for what it
-reports, not for speed: see adapter/video.py. Slice and frame threading trade
-places from run to run on two cores; "AUTO" is kept because it also lets FFmpeg
-use frame threads where more cores exist (not measured here).
+The README's Benchmarks section holds the figures of the latest run.
 """
 from __future__ import annotations
 

@@ -11,23 +11,10 @@ tf.data, fit, best epoch kept and reloaded), and prints the validation accuracy 
 the kept epoch's accuracy, the first epoch reaching --target, and the times.
 
 Training starts from random initialisation (pretrained: false): real pretrained weights
-cannot be downloaded here, and the hub exports the tests use are random too. From random
-initialisation the network needs a couple of hundred steps before it sees motion; the
-default test run keeps one seed of the two-class case
-(tests/test_training.py::test_offline_training_learns_motion_that_no_single_frame_shows,
-about 70 s).
-
-Measured (2-core x86 VM, shared; defaults: 32 training + 8 validation videos per class of
-48x48, 16 frames, square moving 6 px/frame; clips 4 x 32 x 32, batch 4, lr 0.003):
-
-    2 classes (66 training samples: 64 videos + one video with two labelled ranges), 20 epochs
-    seed  kept val acc  kept epoch  first >= 0.9  total s  s/epoch
-       0         1.000          18            10     69.9      3.5
-       1         1.000          20            10     61.6      3.1
-       2         1.000          20            15     68.3      3.4
-
-    4 classes (--classes 4 --seeds 0 --epochs 30; 130 training samples)
-       0         1.000          29            10    137.5      4.6
+cannot be downloaded here, and the hub exports the tests use are random too. The default
+test run trains the two-class case through the command line
+(tests/test_training.py::test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_shows).
+The README's Benchmarks section holds the figures of the latest run.
 """
 from __future__ import annotations
 

@@ -25,33 +25,9 @@ compiles the model for that shape:
 Then one epoch over the whole training set (frame-cache pipeline, after a warm-up epoch)
 with the backbone trained (full fine-tuning) and frozen (freeze_backbone: head only).
 
-Measured (2-core x86 VM, shared with other jobs while measuring: read the ratios):
-
-Defaults: 32 videos of 320x240 at 25 fps, 4 s; clips 8 x 48 x 48 at 5 fps, batch 8,
-8 steps, best of 3 (frame cache filled in 0.3 s, 5.6 MiB):
-
-    input                                             s   clips/s   vs in-memory
-    pipeline, frame cache (train() from epoch 2)   1.17     54.6       0.92x
-    pipeline, decoding every clip                  2.57     24.9       2.02x
-    in-memory tensors (model alone)                1.27     50.2       1.00x
-    naive (decode in the loop, one thread)         2.04     31.5       1.60x
-    (decoding alone, one thread, no training)      0.52    123.4
-    epoch of 4 steps: full fine-tuning 0.64 s (49.7 clips/s), head only 0.15 s (220.6 clips/s)
-
-Realistic input: ``--videos 8 --width 1280 --height 720 --source-fps 30 --seconds 20
---imgz 172 --n-frames 13 --batch-size 2 --steps 4 --repeats 2`` (the a0 defaults; frame
-cache filled in 2.9 s, 120.5 MiB):
-
-    pipeline, frame cache (train() from epoch 2)   2.13      3.75      1.00x
-    pipeline, decoding every clip                  3.18      2.52      1.49x
-    in-memory tensors (model alone)                2.13      3.75      1.00x
-    naive (decode in the loop, one thread)         3.41      2.35      1.60x
-    (decoding alone, one thread, no training)      1.12      7.12
-    epoch of 4 steps: full fine-tuning 2.09 s (3.83 clips/s), head only 0.32 s (24.9 clips/s)
-
-On two cores the model already uses both, so decoding in parallel cannot hide behind it:
-without the cache the pipeline pays the decoding CPU time (and with tiny clips, FFmpeg's
-decoder threads contend with TensorFlow's); with it the pipeline matches in-memory input.
+The a0 defaults from realistic input: ``--videos 8 --width 1280 --height 720 --source-fps 30
+--seconds 20 --imgz 172 --n-frames 13 --batch-size 2 --steps 4 --repeats 2``. The README's
+Benchmarks section holds the figures of the latest run.
 """
 from __future__ import annotations
 
