@@ -1,6 +1,7 @@
 """Command line: run the adapter's own hooks on local files, offline and without login.
 
   python -m adapter predict VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--output FILE]
+  python -m adapter embed VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] --output FILE.json
   python -m adapter export-hub --model-id a0 --mode base --output DIR [--checkpoint PATH] [--num-classes N]
   python -m adapter train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
 """
@@ -60,11 +61,14 @@ def offline_adapter(model_json: dict, overrides: dict):
     return adapter
 
 
-def run_predict(args) -> int:
-    from tqdm import tqdm
+def loaded_adapter(args):
+    """The adapter for --model/--set/--weights, loaded; refuses a --weights folder without fine-tuned weights.
 
-    from adapter.items import local_video
-
+    Args:
+        args: parsed options of predict or embed.
+    Returns:
+        A loaded MovinetAdapter bound to an offline model entity.
+    """
     overrides = parse_set(args.set)
     if args.weights is not None:
         from adapter.loading import METADATA_FILENAME, FineTunedFolderError, find_finetuned
@@ -78,6 +82,15 @@ def run_predict(args) -> int:
             raise ConfigError(f"--weights {args.weights!r} holds no fine-tuned model ({METADATA_FILENAME} written by train/save)")
     adapter = offline_adapter(manifest_model(args.manifest, args.model), overrides)
     adapter.load(args.weights)
+    return adapter
+
+
+def run_predict(args) -> int:
+    from tqdm import tqdm
+
+    from adapter.items import local_video
+
+    adapter = loaded_adapter(args)
     results = {}
     for path in tqdm(args.videos, desc="videos", unit="video"):
         (collection,) = adapter.predict([local_video(path)])
@@ -94,6 +107,25 @@ def run_predict(args) -> int:
         logger.info("Wrote annotations of %d video(s) to %s", len(results), args.output)
     for name, reason in adapter.failures:
         tqdm.write(f"FAILED {name}: {reason}", file=sys.stderr)
+    return 1 if adapter.failures else 0
+
+
+def run_embed(args) -> int:
+    from tqdm import tqdm
+
+    from adapter.items import local_video
+
+    adapter = loaded_adapter(args)
+    vectors = {}
+    for path in tqdm(args.videos, desc="videos", unit="video", disable=None):
+        (vector,) = adapter.embed([local_video(path)])
+        vectors[path] = vector  # None (null) for a video that failed; named below
+    with open(args.output, "w") as file:
+        json.dump(vectors, file)
+    embedded = sum(vector is not None for vector in vectors.values())
+    logger.info("Wrote the embeddings of %d video(s) (%d values each) to %s", embedded, adapter.config.variant_embeddings_size, args.output)
+    for name, reason in adapter.failures:
+        print(f"FAILED {name}: {reason}", file=sys.stderr)
     return 1 if adapter.failures else 0
 
 
@@ -130,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
     predict.add_argument("--output", help="write Dataloop annotation JSON here as {video path: [annotations]}")
     predict.set_defaults(run=run_predict)
+
+    embed = commands.add_parser("embed", help="write one unit-length feature vector per local video file")
+    embed.add_argument("videos", nargs="+", metavar="VIDEO")
+    add_model_options(embed)
+    embed.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
+    embed.add_argument("--output", required=True, help="write {video path: vector} JSON here (null for a failed video)")
+    embed.set_defaults(run=run_embed)
 
     export = commands.add_parser("export-hub", help="write a TF-Hub-format SavedModel of the official architecture")
     export.add_argument("--model-id", choices=MODEL_IDS, default="a0")

@@ -30,7 +30,6 @@ PLATFORM_KEYS = frozenset(
         "data_path",
         "output_path",
         "label_to_id_map",
-        "embeddings_size",
         "predict_embed_subset_limit",
         "predict_embed_timeout",
         "column",
@@ -84,11 +83,36 @@ class MovinetConfig:
     # Written by save(): the fine-tuned weights in the model's artifacts and their labels.
     weights_filename: str | None = None
     id_to_label_map: dict | None = None
+    # Length of the vectors embed uploads (the SDK sizes the feature set with it); None means
+    # the variant's pooled-feature size, the only length the network produces.
+    embeddings_size: int | None = None
 
     @property
     def frame_rate(self) -> float:
         """The rate (frames per second) videos are resampled to before the model."""
         return float(self.fps) if self.fps is not None else float(VARIANTS[self.model_id].fps)
+
+    @property
+    def variant_embeddings_size(self) -> int:
+        """The length of this variant's embeddings (its pooled backbone feature)."""
+        return VARIANTS[self.model_id].embeddings_size
+
+    def check_embeddings_size(self) -> int:
+        """The embeddings size to upload with; a set embeddings_size must be the variant's.
+
+        Returns:
+            The variant's embeddings size.
+        Raises:
+            ConfigError: embeddings_size is set to another length (vectors of that length
+                cannot be produced, and the SDK would skip every vector).
+        """
+        expected = self.variant_embeddings_size
+        if self.embeddings_size is not None and self.embeddings_size != expected:
+            raise ConfigError(
+                f"configuration key 'embeddings_size': {self.embeddings_size!r} does not match "
+                f"movinet-{self.model_id}, whose embeddings have {expected} values; set it to {expected} or remove it"
+            )
+        return expected
 
     @classmethod
     def from_dict(cls, configuration: Mapping[str, Any] | None) -> "MovinetConfig":
@@ -143,6 +167,8 @@ class MovinetConfig:
                 _fail(key, value, "a non-empty string or null")
         if self.id_to_label_map is not None:
             _check_label_map(self.id_to_label_map)
+        if self.embeddings_size is not None:
+            _check_int(self, "embeddings_size", minimum=1)
 
     def labels_from_map(self) -> list[str] | None:
         """id_to_label_map as a list ordered by class index, or None when unset."""

@@ -1,13 +1,17 @@
-"""Inference: clips or windows -> model -> class probabilities for the video and its parts.
+"""Inference: clips or windows -> model -> class probabilities, or an embedding, for a video.
 
 Base mode batches fixed-length clips and averages their softmax probabilities.
 Stream mode feeds consecutive windows through the causal model carrying its states, so
 memory stays constant for any length; the video's probabilities are the final output.
+
+Embeddings are the backbone's globally pooled "head" feature, the vector the classifier
+head projects, averaged the way the probabilities are (over the clips, or over every frame
+the stream saw) and scaled to unit length.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -41,6 +45,23 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return tf.nn.softmax(logits, axis=-1).numpy()
 
 
+def unit_vector(feature: np.ndarray) -> np.ndarray:
+    """feature flattened and scaled to L2 norm 1.
+
+    Args:
+        feature: the pooled feature of one video, any shape.
+    Returns:
+        A 1-D float32 array of norm 1.
+    Raises:
+        ValueError: the feature is all zeros or not finite, so it has no direction.
+    """
+    vector = np.asarray(feature, np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise ValueError(f"the pooled feature has norm {norm}; it cannot be scaled to unit length")
+    return vector / norm
+
+
 def _segment(clip: Clip, probabilities: np.ndarray) -> Segment:
     best = int(np.argmax(probabilities))
     return Segment(clip.first_index, clip.last_index, best, float(probabilities[best]))
@@ -52,36 +73,54 @@ class BaseVideoClassifier:
     def __init__(self, model: tf_keras.Model, batch_size: int):
         self.batch_size = batch_size
         # One trace for any batch and clip shape.
-        self._logits = tf.function(
-            lambda clips: model(clips, training=False),
-            input_signature=[tf.TensorSpec([None, None, None, None, 3], tf.float32)],
-        )
+        signature = [tf.TensorSpec([None, None, None, None, 3], tf.float32)]
+        self._logits = tf.function(lambda clips: model(clips, training=False), input_signature=signature)
+        # The backbone's endpoints: "head" is the (B, 1, 1, 1, C) pooled feature the classifier projects.
+        self._pooled = tf.function(lambda clips: model.backbone(clips, training=False)[0]["head"], input_signature=signature)
 
     def logits(self, clips: np.ndarray) -> np.ndarray:
         return self._logits(tf.convert_to_tensor(clips, tf.float32)).numpy()
 
-    def classify(self, clips: Iterable[Clip]) -> VideoPrediction:
-        probability_sum = None
-        segments: list[Segment] = []
+    def _batches(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
+        """Clips in groups of batch_size (the last may be smaller), with their stacked frames."""
         batch: list[Clip] = []
-
-        def run(batch):
-            nonlocal probability_sum
-            probabilities = _softmax(self.logits(np.stack([clip.frames for clip in batch])))
-            batch_sum = probabilities.sum(axis=0)
-            probability_sum = batch_sum if probability_sum is None else probability_sum + batch_sum
-            segments.extend(_segment(clip, p) for clip, p in zip(batch, probabilities))
-
         for clip in clips:
             batch.append(clip)
             if len(batch) == self.batch_size:
-                run(batch)
+                yield batch, np.stack([clip.frames for clip in batch])
                 batch = []
         if batch:
-            run(batch)
+            yield batch, np.stack([clip.frames for clip in batch])
+
+    def classify(self, clips: Iterable[Clip]) -> VideoPrediction:
+        probability_sum = None
+        segments: list[Segment] = []
+        for batch, frames in self._batches(clips):
+            probabilities = _softmax(self.logits(frames))
+            batch_sum = probabilities.sum(axis=0)
+            probability_sum = batch_sum if probability_sum is None else probability_sum + batch_sum
+            segments.extend(_segment(clip, p) for clip, p in zip(batch, probabilities))
         if not segments:
             raise ValueError("no clip to classify")
         return VideoPrediction(probability_sum / len(segments), segments)
+
+    def embed(self, clips: Iterable[Clip]) -> np.ndarray:
+        """The video's embedding: the clips' mean pooled feature, unit length.
+
+        Args:
+            clips: the video's clips, as classify takes them.
+        Returns:
+            A 1-D float32 array of the variant's embeddings size and norm 1.
+        """
+        feature_sum = None
+        count = 0
+        for batch, frames in self._batches(clips):
+            features = self._pooled(tf.convert_to_tensor(frames, tf.float32)).numpy().reshape(len(batch), -1)
+            feature_sum = features.sum(axis=0) if feature_sum is None else feature_sum + features.sum(axis=0)
+            count += len(batch)
+        if count == 0:
+            raise ValueError("no clip to embed")
+        return unit_vector(feature_sum / count)
 
 
 class StreamVideoClassifier:
@@ -99,16 +138,22 @@ class StreamVideoClassifier:
         )
         self._classify_pooled = tf.function(lambda pooled: self._head(pooled, training=False), reduce_retracing=True)
 
-    def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
+    def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, tf.Tensor, dict, dict]]:
+        """Run the windows in order; yields (window, logits, states before, states after)."""
         states = None
-        logits = None
-        segments: list[Segment] = []
         for window in windows:
             image = tf.convert_to_tensor(window.frames[None], tf.float32)
             if states is None:
                 states = self._model.init_states(tf.shape(image))
-            sum_before, count_before = states[_HEAD_POOL_SUM], states[_HEAD_POOL_COUNT]
+            before = states
             logits, states = self._step(states, image)
+            yield window, logits, before, states
+
+    def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
+        logits = None
+        segments: list[Segment] = []
+        for window, logits, before, states in self._steps(windows):
+            sum_before, count_before = before[_HEAD_POOL_SUM], before[_HEAD_POOL_COUNT]
             # The window's own label: the head applied to the mean feature of its frames only.
             frames_in_window = tf.cast(states[_HEAD_POOL_COUNT] - count_before, sum_before.dtype)
             window_feature = (states[_HEAD_POOL_SUM] - sum_before) / frames_in_window
@@ -118,3 +163,19 @@ class StreamVideoClassifier:
             raise ValueError("no window to classify")
         # The final output pools every frame of the video.
         return VideoPrediction(_softmax(logits.numpy())[0], segments)
+
+    def embed(self, windows: Iterable[Clip]) -> np.ndarray:
+        """The video's embedding: the pooled feature over every frame (what the final output projects).
+
+        Args:
+            windows: the video's windows, in order, as classify takes them.
+        Returns:
+            A 1-D float32 array of the variant's embeddings size and norm 1.
+        """
+        states = None
+        for _, _, _, states in self._steps(windows):
+            pass
+        if states is None:
+            raise ValueError("no window to embed")
+        frames_seen = tf.cast(states[_HEAD_POOL_COUNT], states[_HEAD_POOL_SUM].dtype)
+        return unit_vector((states[_HEAD_POOL_SUM] / frames_seen).numpy())

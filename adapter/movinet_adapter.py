@@ -1,18 +1,21 @@
 """MovinetAdapter: wires the Dataloop model-adapter hooks to the pipeline modules.
 
 predict: item -> items.download_item -> video.VideoReader -> preprocessing -> clips ->
-inference -> annotations. load/save: loading. train: training.
+inference -> annotations. embed: the same path up to inference, which returns the pooled
+feature instead. load/save: loading. train: training.
 """
 from __future__ import annotations
 
 import logging
 import traceback
+from typing import Callable, Iterator
 
 import dtlpy as dl
+import numpy as np
 
 from adapter import items as item_inputs
 from adapter.annotations import build_annotations
-from adapter.clips import base_clips, stream_windows
+from adapter.clips import Clip, base_clips, stream_windows
 from adapter.config import MovinetConfig
 from adapter.errors import MovinetError
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
@@ -24,13 +27,23 @@ from adapter.video import VideoError, VideoReader
 logger = logging.getLogger(__name__)
 
 
-class PredictionFailed(MovinetError, RuntimeError):
-    """Some videos could not be predicted; the others were."""
+class VideosFailed(MovinetError, RuntimeError):
+    """Some videos could not be processed; the others were."""
+
+    action = "processed"
 
     def __init__(self, failures: list[tuple[str, str]]):
         self.failures = failures
         lines = "\n".join(f"- {name}: {reason}" for name, reason in failures)
-        super().__init__(f"{len(failures)} video(s) could not be predicted:\n{lines}")
+        super().__init__(f"{len(failures)} video(s) could not be {self.action}:\n{lines}")
+
+
+class PredictionFailed(VideosFailed):
+    action = "predicted"
+
+
+class EmbeddingFailed(VideosFailed):
+    action = "embedded"
 
 
 class MovinetAdapter(dl.BaseModelAdapter):
@@ -100,25 +113,35 @@ class MovinetAdapter(dl.BaseModelAdapter):
         return result
 
     def predict(self, batch, **kwargs):
-        collections = []
+        return self._each_video(batch, self.predict_video, lambda video: dl.AnnotationCollection(item=video.item))
+
+    def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:
+        """process(video) for each video; a failure is logged, recorded and answered by failed_result(video)."""
+        results = []
         for video in batch:
             try:
-                collections.append(self.predict_video(video))
+                results.append(process(video))
             except (VideoError, item_inputs.ItemError) as err:
                 # Bad input: the message already names the video and the reason.
                 logger.error("%s", err)
                 self.failures.append((video.name, str(err)))
-                collections.append(dl.AnnotationCollection(item=video.item))
+                results.append(failed_result(video))
             except Exception as err:
-                logger.error("Prediction failed for %s:\n%s", video.name, traceback.format_exc())
+                logger.error("Processing failed for %s:\n%s", video.name, traceback.format_exc())
                 self.failures.append((video.name, f"{type(err).__name__}: {err}"))
-                collections.append(dl.AnnotationCollection(item=video.item))
+                results.append(failed_result(video))
             finally:
                 video.cleanup()
-        return collections
+        return results
 
-    def classify_video(self, video: item_inputs.VideoInput) -> tuple[VideoPrediction, VideoReader]:
-        """Decode, preprocess and classify one video; returns the prediction and the finished reader."""
+    def video_clips(self, video: item_inputs.VideoInput) -> tuple[Iterator[Clip], VideoReader]:
+        """Decode and preprocess one video into the clips (base) or windows (stream) the model takes.
+
+        Args:
+            video: a downloaded item or a local file.
+        Returns:
+            The clips, produced lazily as frames decode, and the reader (finished once they are consumed).
+        """
         if video.error:
             raise item_inputs.ItemError(video.error)
         if self._classifier is None:
@@ -130,11 +153,13 @@ class MovinetAdapter(dl.BaseModelAdapter):
             ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader),
             buffer_size=2 * config.n_frames,
         )
-        if config.model_mode == "base":
-            prediction = self._classifier.classify(base_clips(frames, config.n_frames))
-        else:
-            prediction = self._classifier.classify(stream_windows(frames, config.n_frames))
-        return prediction, reader
+        sampler = base_clips if config.model_mode == "base" else stream_windows
+        return sampler(frames, config.n_frames), reader
+
+    def classify_video(self, video: item_inputs.VideoInput) -> tuple[VideoPrediction, VideoReader]:
+        """Decode, preprocess and classify one video; returns the prediction and the finished reader."""
+        clips, reader = self.video_clips(video)
+        return self._classifier.classify(clips), reader
 
     def predict_video(self, video: item_inputs.VideoInput) -> dl.AnnotationCollection:
         prediction, reader = self.classify_video(video)
@@ -150,6 +175,29 @@ class MovinetAdapter(dl.BaseModelAdapter):
             model_name=entity.name if entity is not None else None,
             model_id=entity.id if entity is not None else None,
         )
+
+    # ------------------------------------------------------------------ embeddings
+    def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
+        """The SDK's flow (vectors go to the model's feature set), then one error naming every failed video."""
+        self.failures = []
+        config = self.read_config()  # the configuration now, which the SDK sizes the feature set from
+        size = config.check_embeddings_size()
+        if config.embeddings_size is None:
+            # The SDK sizes the feature set with this key (256 when absent) and skips other lengths.
+            self.configuration["embeddings_size"] = size
+        result = super().embed_items(items, upload_features=upload_features, batch_size=batch_size, progress=progress, **kwargs)
+        if self.failures:
+            raise EmbeddingFailed(self.failures)
+        return result
+
+    def embed(self, batch, **kwargs):
+        """One unit-length vector (list of floats) per video; None for a video that failed (see failures)."""
+        return self._each_video(batch, lambda video: self.embed_video(video).tolist(), lambda video: None)
+
+    def embed_video(self, video: item_inputs.VideoInput) -> np.ndarray:
+        """The video's embedding: its pooled backbone feature over the clips predict uses, unit length."""
+        clips, _ = self.video_clips(video)
+        return self._classifier.embed(clips)
 
     # ------------------------------------------------------------------ training
     def train(self, data_path, output_path, **kwargs):

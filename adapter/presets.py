@@ -21,15 +21,18 @@ class Variant:
     fps: float
     # a3-a5 stream models add a causal positional encoding (the published TF Hub models do).
     stream_positional_encoding: bool
+    # Channels of the backbone's globally pooled "head" feature, which the classifier head
+    # projects: the length of the variant's embeddings (tests check it against the network).
+    embeddings_size: int
 
 
 VARIANTS: dict[str, Variant] = {
-    "a0": Variant("a0", imgz=172, fps=5, stream_positional_encoding=False),
-    "a1": Variant("a1", imgz=172, fps=5, stream_positional_encoding=False),
-    "a2": Variant("a2", imgz=224, fps=5, stream_positional_encoding=False),
-    "a3": Variant("a3", imgz=256, fps=12, stream_positional_encoding=True),
-    "a4": Variant("a4", imgz=290, fps=8, stream_positional_encoding=True),
-    "a5": Variant("a5", imgz=320, fps=12, stream_positional_encoding=True),
+    "a0": Variant("a0", imgz=172, fps=5, stream_positional_encoding=False, embeddings_size=480),
+    "a1": Variant("a1", imgz=172, fps=5, stream_positional_encoding=False, embeddings_size=600),
+    "a2": Variant("a2", imgz=224, fps=5, stream_positional_encoding=False, embeddings_size=640),
+    "a3": Variant("a3", imgz=256, fps=12, stream_positional_encoding=True, embeddings_size=744),
+    "a4": Variant("a4", imgz=290, fps=8, stream_positional_encoding=True, embeddings_size=856),
+    "a5": Variant("a5", imgz=320, fps=12, stream_positional_encoding=True, embeddings_size=992),
 }
 
 

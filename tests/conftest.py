@@ -7,7 +7,8 @@ TFHUB_CACHE_DIR under the sha1 of the real tfhub.dev handle, so tensorflow_hub r
 the real URL without a network.
 
 Platform: only the SDK calls that talk HTTP are replaced (model.update, item.download,
-annotations.upload/delete, artifacts, metrics); the adapter's own code runs for real.
+annotations.upload/delete, artifacts, metrics, feature sets and feature vectors); the
+adapter's own code runs for real.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import types
 from importlib import metadata
 from pathlib import Path
 
@@ -89,6 +91,8 @@ class OfflinePlatform:
         self.model_updates = 0
         self.artifact_uploads: list[str] = []
         self.metrics: list = []
+        self.feature_sets: list = []  # dl.FeatureSet entities created
+        self.features: list[dict] = []  # one per uploaded vector: item id, value, feature set id
 
     def add_item(self, path, *, name=None, mimetype="video/mp4", item_id=None):
         import dtlpy as dl
@@ -148,12 +152,45 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         state.metrics.append(samples)
         return True
 
+    def feature_sets_list(self, filters=None, **kwargs):
+        # Only the sets created in this run exist; the SDK looks them up before creating one.
+        with state.lock:
+            existing = list(state.feature_sets)
+        return types.SimpleNamespace(items_count=len(existing), items=existing)
+
+    def feature_sets_create(self, name, size, set_type, entity_type, project_id=None, model_id=None, org_id=None):
+        feature_set = dl.FeatureSet.from_json(
+            _json={
+                "id": f"feature-set-{len(state.feature_sets) + 1}",
+                "name": name,
+                "size": size,
+                "type": set_type,
+                "entityType": entity_type,
+                "project": project_id,
+                "modelId": model_id,
+            },
+            client_api=dl.client_api,
+        )
+        with state.lock:
+            state.feature_sets.append(feature_set)
+        return feature_set
+
+    def features_create(self, value, project_id=None, feature_set_id=None, entity=None, **kwargs):
+        entities, values = (entity, value) if isinstance(entity, list) else ([entity], [value])
+        with state.lock:
+            for item, vector in zip(entities, values):
+                state.features.append({"item_id": item.id, "value": vector, "feature_set_id": feature_set_id, "project_id": project_id})
+        return []
+
     monkeypatch.setattr(dl.Model, "update", model_update)
     monkeypatch.setattr(dl.Item, "download", item_download)
     monkeypatch.setattr(dl.repositories.Annotations, "upload", annotations_upload)
     monkeypatch.setattr(dl.repositories.Annotations, "delete", annotations_delete)
     monkeypatch.setattr(dl.repositories.Artifacts, "upload", artifacts_upload)
     monkeypatch.setattr(dl.repositories.Artifacts, "download", artifacts_download)
+    monkeypatch.setattr(dl.repositories.FeatureSets, "list", feature_sets_list)
+    monkeypatch.setattr(dl.repositories.FeatureSets, "create", feature_sets_create)
+    monkeypatch.setattr(dl.repositories.Features, "create", features_create)
     if hasattr(dl.repositories, "Metrics"):
         monkeypatch.setattr(dl.repositories.Metrics, "create", metrics_create)
     return state
@@ -170,12 +207,16 @@ def module_platform() -> OfflinePlatform:
         yield install_offline_platform(monkeypatch)
 
 
-def model_entity(configuration: dict, *, labels=None, name="movinet-a0-test", model_id="model-1"):
-    """A dl.Model as the platform would hand it to the adapter (update() is stubbed by `platform`)."""
+def model_entity(configuration: dict, *, labels=None, name="movinet-a0-test", model_id="model-1", project_id=None):
+    """A dl.Model as the platform would hand it to the adapter (update() is stubbed by `platform`).
+
+    project_id: the model's project (embed_items creates the feature set there).
+    """
     import dtlpy as dl
 
     return dl.Model.from_json(
         _json={
+            **({"context": {"project": project_id}} if project_id else {}),
             "id": model_id,
             "name": name,
             "configuration": dict(configuration),

@@ -69,6 +69,8 @@ BAD_VALUES = [
     ("learning_rate", -0.001),
     ("fps", -5),
     ("top_k", 0),
+    ("embeddings_size", 0),
+    ("embeddings_size", "480"),
 ]
 
 
@@ -197,6 +199,21 @@ def test_platform_keys_do_not_warn(key, value, caplog_config):
     MovinetConfig.from_dict({key: value})
 
     assert config_warnings(caplog_config) == []
+
+
+@pytest.mark.parametrize("model_id", ["a0", "a3"])
+def test_embeddings_size_must_be_the_variants_when_set(model_id):
+    unset = MovinetConfig.from_dict({"model_id": model_id})
+    given = MovinetConfig.from_dict({"model_id": model_id, "embeddings_size": 480})
+
+    # a0's feature has 480 values, a3's 744.
+    expected = {"a0": 480, "a3": 744}[model_id]
+    assert unset.check_embeddings_size() == expected
+    if model_id == "a0":
+        assert given.check_embeddings_size() == 480
+    else:
+        with pytest.raises(ConfigError, match=r"'embeddings_size': 480 .*744"):
+            given.check_embeddings_size()
 
 
 # --- frame rate -----------------------------------------------------------------------------

@@ -105,6 +105,7 @@ def test_preset_files_match_the_presets():
         assert path.stem == f"movinet-{configuration['model_id']}-{configuration['model_mode']}"
         assert configuration["imgz"] == variant.imgz
         assert configuration["fps"] == variant.fps
+        assert configuration["embeddings_size"] == variant.embeddings_size
 
 
 # --- DPK structure --------------------------------------------------------------------------
@@ -145,6 +146,8 @@ def test_module_declares_the_model_functions(module):
     assert declared == {
         "predict_items": ([("Item[]", "items")], [("Item[]", "items"), ("Annotation[]", "annotations")]),
         "predict_dataset": ([("Dataset", "dataset"), ("Json", "filters")], []),
+        "embed_items": ([("Item[]", "items")], [("Item[]", "items"), ("Json[]", "features")]),
+        "embed_dataset": ([("Dataset", "dataset"), ("Json", "filters")], []),
         "train_model": ([("Model", "model")], [("Model", "model")]),
         "evaluate_model": (
             [("Model", "model"), ("Dataset", "dataset"), ("Json", "filters")],
@@ -211,6 +214,7 @@ def test_model_configuration_is_valid_and_matches_its_preset(name, manifest, cap
     assert name == f"movinet-{config.model_id}-{config.model_mode}"
     assert config.imgz == VARIANTS[config.model_id].imgz
     assert config.fps == VARIANTS[config.model_id].fps
+    assert config.check_embeddings_size() == config.embeddings_size == VARIANTS[config.model_id].embeddings_size
     preset = json.loads((ROOT / "configs" / f"{name}.json").read_text(encoding="utf-8"))
     assert {key: value for key, value in model["configuration"].items() if key != "id_to_label_map"} == preset
 
@@ -224,3 +228,11 @@ def test_model_labels_are_kinetics_600_in_output_order(name, manifest):
     id_to_label_map = model["configuration"]["id_to_label_map"]
     assert id_to_label_map == {str(index): label for index, label in enumerate(labels)}
     assert MovinetConfig.from_dict(model["configuration"]).labels_from_map() == labels
+
+
+def test_declared_functions_have_the_sdk_inputs_and_outputs(module):
+    # The platform calls BaseModelAdapter's service functions; the manifest must declare them as the SDK does.
+    for function in module.functions:
+        spec = getattr(dtlpy.BaseModelAdapter, function.name).__dtlpy__
+        assert [(io.type, io.name) for io in function.inputs] == [(io["type"], io["name"]) for io in spec["input"]], function.name
+        assert [(io.type, io.name) for io in function.outputs] == [(io["type"], io["name"]) for io in spec["output"]], function.name

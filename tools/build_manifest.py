@@ -2,7 +2,7 @@
 """Generate the preset configurations (configs/*.json) and the DPK manifest (dataloop.json).
 
 Nothing in those files is written by hand: the per-variant numbers (frame size, frame
-rate) come from adapter.presets.VARIANTS, the shared hyper-parameters from the defaults
+rate, embeddings size) come from adapter.presets.VARIANTS, the shared hyper-parameters from the defaults
 of adapter.config.MovinetConfig, and the labels from adapter/data/kinetics_600_labels.txt.
 
     python tools/build_manifest.py           # (re)write configs/*.json and dataloop.json
@@ -47,7 +47,8 @@ RUNNER_IMAGE_GPU = f"gcr.io/viewo-g/piper/agent/runner/apps/movinet-adapter:{VER
 TRAIN_EXECUTION_TIMEOUT_S = 24 * 60 * 60
 
 # Documented keys every preset spells out. Their values are MovinetConfig's defaults,
-# except imgz and fps, which are the variant's recommended input.
+# except imgz and fps, which are the variant's recommended input, and embeddings_size,
+# the variant's feature length (the SDK sizes the model's feature set with it).
 SHARED_KEYS = ("hub_version", "batch_size", "num_epochs", "n_frames", "top_k", "learning_rate")
 
 DESCRIPTION = (
@@ -89,6 +90,7 @@ def preset_configuration(model_id: str, model_mode: str) -> dict:
         model_mode=model_mode,
         imgz=variant.imgz,
         fps=_number(variant.fps),
+        embeddings_size=variant.embeddings_size,
     )
     MovinetConfig.from_dict(configuration)  # fail here, not on the platform
     return {key: configuration[key] for key in sorted(configuration)}
@@ -159,6 +161,25 @@ def _functions() -> list[dict]:
             "displayName": "Predict Dataset",
             "displayIcon": "",
             "description": "Classify the actions in the dataset's videos that match the filters",
+        },
+        {
+            "name": "embed_items",
+            "input": [_io("Item[]", "items", "List of video items to embed")],
+            "output": [
+                _io("Item[]", "items", "The items that were embedded"),
+                _io("Json[]", "features", "One unit-length feature vector per item"),
+            ],
+            "displayName": "Embed Items",
+            "displayIcon": "",
+            "description": "Upload one feature vector per video (the pooled backbone feature) to the model's feature set",
+        },
+        {
+            "name": "embed_dataset",
+            "input": [dataset_in, filters_in],
+            "output": [],
+            "displayName": "Embed Dataset",
+            "displayIcon": "",
+            "description": "Embed the dataset's videos that match the filters into the model's feature set",
         },
         {
             "name": "train_model",
