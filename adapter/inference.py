@@ -29,6 +29,8 @@ class Segment:
     last_index: int
     class_index: int
     confidence: float
+    # The clip's or window's own probabilities over every class (for probability-over-time plots).
+    probabilities: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 @dataclasses.dataclass
@@ -43,7 +45,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def _segment(clip: Clip, probabilities: np.ndarray) -> Segment:
     best = int(np.argmax(probabilities))
-    return Segment(clip.first_index, clip.last_index, best, float(probabilities[best]))
+    return Segment(clip.first_index, clip.last_index, best, float(probabilities[best]), probabilities)
 
 
 class BaseVideoClassifier:
