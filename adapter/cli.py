@@ -1,6 +1,6 @@
 """Command line: run the adapter's own hooks on local files, offline and without login.
 
-  python -m adapter predict VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--output FILE]
+  python -m adapter predict VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--output FILE] [--plot DIR]
   python -m adapter embed VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] --output FILE.json
   python -m adapter export-hub --model-id a0 --mode base --output DIR [--checkpoint PATH] [--num-classes N]
   python -m adapter train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
@@ -91,6 +91,8 @@ def run_predict(args) -> int:
     from adapter.items import local_video
 
     adapter = loaded_adapter(args)
+    if args.plot:
+        adapter.on_video_predicted = probability_plotter(adapter, args.plot)
     results = {}
     for path in tqdm(args.videos, desc="videos", unit="video"):
         (collection,) = adapter.predict([local_video(path)])
@@ -129,6 +131,37 @@ def run_embed(args) -> int:
     return 1 if adapter.failures else 0
 
 
+def probability_plotter(adapter, directory: str):
+    """A MovinetAdapter.on_video_predicted callback writing each video's probability-over-time PNG.
+
+    Args:
+        adapter: the loaded adapter (its labels and top_k are used).
+        directory: where the pictures go (created if missing).
+
+    Returns:
+        The callback, taking (video, prediction, reader).
+    """
+    from adapter.probability_plot import plot_filename, probability_figure
+
+    os.makedirs(directory, exist_ok=True)
+    taken: set[str] = set()
+
+    def write(video, prediction, reader):
+        figure = probability_figure(
+            prediction,
+            adapter.loaded.labels,
+            num_frames=reader.num_frames,
+            source_fps=reader.source_fps,
+            top_k=adapter.config.top_k,
+            title=os.path.basename(video.path),
+        )
+        path = os.path.join(directory, plot_filename(video.path, taken))
+        figure.savefig(path)
+        logger.info("Wrote the probability-over-time picture of %s to %s", video.name, path)
+
+    return write
+
+
 def run_export_hub(args) -> int:
     from adapter.network import export_hub_model
 
@@ -161,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(predict)
     predict.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
     predict.add_argument("--output", help="write Dataloop annotation JSON here as {video path: [annotations]}")
+    predict.add_argument("--plot", metavar="DIR", help="write each video's probability-over-time picture (PNG) here")
     predict.set_defaults(run=run_predict)
 
     embed = commands.add_parser("embed", help="write one unit-length feature vector per local video file")

@@ -33,6 +33,8 @@ class Segment:
     last_index: int
     class_index: int
     confidence: float
+    # The clip's or window's own probabilities over every class (for probability-over-time plots).
+    probabilities: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 @dataclasses.dataclass
@@ -64,7 +66,7 @@ def unit_vector(feature: np.ndarray) -> np.ndarray:
 
 def _segment(clip: Clip, probabilities: np.ndarray) -> Segment:
     best = int(np.argmax(probabilities))
-    return Segment(clip.first_index, clip.last_index, best, float(probabilities[best]))
+    return Segment(clip.first_index, clip.last_index, best, float(probabilities[best]), probabilities)
 
 
 class BaseVideoClassifier:

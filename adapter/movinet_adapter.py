@@ -54,6 +54,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
         self.loaded: LoadedModel | None = None
         self.failures: list[tuple[str, str]] = []
         self._classifier = None
+        # Called with (video, prediction, reader) after each video is classified (the CLI's --plot).
+        self.on_video_predicted = None
         super().__init__(model_entity=model_entity)
 
     # ------------------------------------------------------------------ configuration
@@ -163,6 +165,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
     def predict_video(self, video: item_inputs.VideoInput) -> dl.AnnotationCollection:
         prediction, reader = self.classify_video(video)
+        if self.on_video_predicted is not None:
+            self.on_video_predicted(video, prediction, reader)
         item = video.item if video.item is not None else item_inputs.local_item(video.path, reader.source_fps)
         entity = self._model_entity
         return build_annotations(
