@@ -31,7 +31,6 @@ PLATFORM_KEYS = frozenset(
         "output_path",
         "label_to_id_map",
         "embeddings_size",
-        "predict_embed_subset_limit",
         "predict_embed_timeout",
         "column",
     }
@@ -84,6 +83,8 @@ class MovinetConfig:
     # Written by save(): the fine-tuned weights in the model's artifacts and their labels.
     weights_filename: str | None = None
     id_to_label_map: dict | None = None
+    # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
+    predict_embed_subset_limit: int = 1000
 
     @property
     def frame_rate(self) -> float:
@@ -131,6 +132,7 @@ class MovinetConfig:
         _check_int(self, "num_epochs", minimum=1)
         _check_int(self, "n_frames", minimum=1)
         _check_int(self, "top_k", minimum=1)
+        _check_int(self, "predict_embed_subset_limit", minimum=1)
         _check_number(self, "learning_rate", exclusive_minimum=0.0)
         if self.fps is not None:
             _check_number(self, "fps", exclusive_minimum=0.0)

@@ -85,6 +85,12 @@ def kinetics_600_labels() -> list[str]:
 # except imgz and fps, which are the variant's recommended input.
 SHARED_KEYS = ("hub_version", "batch_size", "num_epochs", "n_frames", "top_k", "learning_rate")
 
+# Videos one predict_dataset (or embed_dataset) execution handles: the SDK's
+# predict_embed_subset_limit (its default, 1000, would outlast the deploy service's
+# executionTimeout on a CPU pod); a larger dataset is split into executions of this many.
+# Sized from the measured cost per video (README, Deploy in a Dataloop project).
+PREDICT_SUBSET_LIMITS = {"a0": 550, "a1": 550, "a2": 500, "a3": 150, "a4": 150, "a5": 50}
+
 
 def json_number(value):
     """A JSON-friendly number: 12.0 is written as 12.
@@ -108,7 +114,8 @@ def preset_configuration(model_id: str, model_mode: str) -> dict:
         model_mode: "base" or "stream".
 
     Returns:
-        The documented keys with the variant's imgz and fps, sorted by key; validated.
+        The documented keys with the variant's imgz and fps, and the SDK's
+        predict_embed_subset_limit, sorted by key; validated.
     """
     # config imports this module for the variant table, so import it here, not at the top.
     from adapter.config import MovinetConfig
@@ -117,6 +124,7 @@ def preset_configuration(model_id: str, model_mode: str) -> dict:
     variant = VARIANTS[model_id]
     configuration = {key: getattr(defaults, key) for key in SHARED_KEYS}
     configuration.update(model_id=model_id, model_mode=model_mode, imgz=variant.imgz, fps=json_number(variant.fps))
+    configuration["predict_embed_subset_limit"] = PREDICT_SUBSET_LIMITS[model_id]
     MovinetConfig.from_dict(configuration)  # fail here, not on the platform
     return {key: configuration[key] for key in sorted(configuration)}
 

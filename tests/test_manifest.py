@@ -250,6 +250,20 @@ def test_compute_configs_have_execution_timeouts_beyond_the_platform_default(man
     assert timeouts["movinet-train-evaluate"] > platform_default
 
 
+def test_larger_variants_predict_fewer_videos_per_dataset_execution(manifest):
+    limits = {}
+    for model in manifest["components"]["models"]:
+        configuration = model["configuration"]
+        limits.setdefault(configuration["model_id"], set()).add(configuration["predict_embed_subset_limit"])
+    # One limit per variant (base and stream share it), within the SDK's default of 1000, and
+    # never more videos per execution for a slower variant.
+    assert all(len(values) == 1 for values in limits.values())
+    ordered = [limits[model_id].pop() for model_id in MODEL_IDS]
+    assert all(isinstance(limit, int) and 1 <= limit <= 1000 for limit in ordered)
+    assert ordered == sorted(ordered, reverse=True)
+    assert ordered[-1] < ordered[0]
+
+
 def test_release_manifest_goes_to_its_own_file(tmp_path, capsys):
     output = tmp_path / "dataloop.release.json"
 
