@@ -1,14 +1,16 @@
-# The two commands of the README. Each sets up .venv from requirements.txt first.
+# The two commands of the README. Each sets up .venv first: the pinned requirements.txt,
+# then this package (editable), which adds the `movinet` command.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test predict-sample manifest
+.PHONY: setup test predict-sample manifest images
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
 setup: $(VENV)/.installed
@@ -23,3 +25,7 @@ predict-sample: setup
 
 manifest: setup
 	$(PY) tools/build_manifest.py
+
+# Build the runner images dataloop.json names (needs docker); see the README's Deploy section.
+images:
+	$(PYTHON) tools/build_images.py

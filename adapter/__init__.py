@@ -6,7 +6,11 @@ video (frames, resampled) -> preprocessing -> clips -> network/inference -> prob
 MovinetAdapter (movinet_adapter.py) only wires the platform hooks to those modules.
 """
 
-__all__ = ["MovinetAdapter"]
+__all__ = ["MovinetAdapter", "__version__"]
+
+# The one number a release bumps: the package (pyproject.toml reads it), the DPK manifest
+# and the runner image tags (tools/build_manifest.py) all take their version from here.
+__version__ = "0.1.0"
 
 
 def __getattr__(name):

@@ -1,9 +1,13 @@
 """Command line: run the adapter's own hooks on local files, offline and without login.
 
-  python -m adapter predict VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--output FILE] [--plot DIR]
-  python -m adapter embed VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] --output FILE.json
-  python -m adapter export-hub --model-id a0 --mode base --output DIR [--checkpoint PATH] [--num-classes N]
-  python -m adapter train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
+  movinet predict VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--output FILE] [--plot DIR]
+  movinet embed VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] --output FILE.json
+  movinet export-hub --model-id a0 --mode base --output DIR [--checkpoint PATH] [--num-classes N]
+  movinet train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
+
+`movinet` is the console script of the installed package; `python -m adapter` is the same.
+The models are the package's presets (adapter.presets), the entries dataloop.json ships,
+so the CLI works from any folder without the repository.
 """
 from __future__ import annotations
 
@@ -16,11 +20,10 @@ from pathlib import Path
 
 from adapter.config import ConfigError, MovinetConfig
 from adapter.errors import MovinetError
-from adapter.presets import MODEL_IDS, MODEL_MODES
+from adapter.presets import MODEL_IDS, MODEL_MODES, preset_configurations, preset_model
 
 logger = logging.getLogger("adapter")
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "dataloop.json"
 DEFAULT_MODEL = "movinet-a0-base"
 
 
@@ -38,14 +41,29 @@ def parse_set(values: list[str]) -> dict:
     return overrides
 
 
-def manifest_model(manifest_path: Path, name: str) -> dict:
-    with open(manifest_path) as file:
-        models = json.load(file)["components"]["models"]
-    for model in models:
-        if model["name"] == name:
+def manifest_model(manifest_path: Path | None, name: str) -> dict:
+    """The model entry --model names: a package preset, or an entry of a given manifest.
+
+    Args:
+        manifest_path: a dataloop.json to read the model from; None for the package's presets.
+        name: the model name, e.g. "movinet-a1-stream".
+
+    Returns:
+        The model entry (name, configuration, labels).
+    """
+    if manifest_path is None:
+        model = preset_model(name)
+        if model is not None:
             return model
-    names = ", ".join(model["name"] for model in models)
-    raise ConfigError(f"--model {name!r} is not a model in {manifest_path}; choose one of: {names}")
+        names, source = list(preset_configurations()), "the presets"
+    else:
+        with open(manifest_path) as file:
+            models = json.load(file)["components"]["models"]
+        for model in models:
+            if model["name"] == name:
+                return model
+        names, source = [model["name"] for model in models], str(manifest_path)
+    raise ConfigError(f"--model {name!r} is not a model in {source}; choose one of: {', '.join(names)}")
 
 
 def offline_adapter(model_json: dict, overrides: dict):
@@ -180,14 +198,23 @@ def run_train(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m adapter", description="MoViNet video classification, offline.")
+def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
+    """The argument parser of every command.
+
+    Args:
+        prog: the program name its help and errors show.
+
+    Returns:
+        The parser; each command sets `run`, the function that runs it.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description="MoViNet video classification, offline.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_model_options(command):
-        command.add_argument("--model", default=DEFAULT_MODEL, help=f"model entry in dataloop.json (default {DEFAULT_MODEL})")
+        command.add_argument("--model", default=DEFAULT_MODEL, help=f"model preset, as in dataloop.json (default {DEFAULT_MODEL})")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one configuration key (repeatable)")
-        command.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=argparse.SUPPRESS)
+        # Read the model entry from another manifest instead of the package's presets.
+        command.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
 
     predict = commands.add_parser("predict", help="classify local video files")
     predict.add_argument("videos", nargs="+", metavar="VIDEO")
@@ -221,13 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "movinet") -> int:
+    """Run one command; the console script `movinet` and `python -m adapter` both land here.
+
+    Args:
+        argv: the arguments (default: sys.argv[1:]).
+        prog: the program name shown in help and errors.
+
+    Returns:
+        The exit code: 0, 1 (some video failed), or a MovinetError's exit_code.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # The SDK logs at DEBUG and prints its own warnings with its own handler; keep its
     # records off ours (set before anything imports it).
     logging.getLogger("dtlpy").propagate = False
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         return args.run(args)
     except MovinetError as err:

@@ -30,7 +30,6 @@ PLATFORM_KEYS = frozenset(
         "data_path",
         "output_path",
         "label_to_id_map",
-        "predict_embed_subset_limit",
         "predict_embed_timeout",
         "column",
     }
@@ -86,6 +85,8 @@ class MovinetConfig:
     # Length of the vectors embed uploads (the SDK sizes the feature set with it); None means
     # the variant's pooled-feature size, the only length the network produces.
     embeddings_size: int | None = None
+    # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
+    predict_embed_subset_limit: int = 1000
 
     @property
     def frame_rate(self) -> float:
@@ -155,6 +156,7 @@ class MovinetConfig:
         _check_int(self, "num_epochs", minimum=1)
         _check_int(self, "n_frames", minimum=1)
         _check_int(self, "top_k", minimum=1)
+        _check_int(self, "predict_embed_subset_limit", minimum=1)
         _check_number(self, "learning_rate", exclusive_minimum=0.0)
         if self.fps is not None:
             _check_number(self, "fps", exclusive_minimum=0.0)

@@ -5,7 +5,7 @@ Run by hand from the repository root (takes several minutes on 2 cores):
     .venv/bin/python benchmarks/predict_pipeline.py [--seconds 60] [--long-minutes 10]
 
 Writes a 1280x720 30 fps H.264 video of --seconds, and one of --long-minutes, then for
-movinet-a0-base and movinet-a0-stream (the manifest's configuration: 172 px, 5 fps,
+movinet-a0-base and movinet-a0-stream (the presets' configuration: 172 px, 5 fps,
 13-frame clips), each measurement in a fresh process:
 
 * adapter: MovinetAdapter.predict on the video (after a warm-up on a short video, so
@@ -41,9 +41,10 @@ MODES = ("base", "stream")
 
 def _adapter(mode: str):
     sys.path.insert(0, REPO)
-    from adapter.cli import DEFAULT_MANIFEST, manifest_model, offline_adapter
+    from adapter.cli import offline_adapter
+    from adapter.presets import preset_model
 
-    adapter = offline_adapter(manifest_model(DEFAULT_MANIFEST, f"movinet-a0-{mode}"), {})
+    adapter = offline_adapter(preset_model(f"movinet-a0-{mode}"), {})
     adapter.load(None)
     return adapter
 

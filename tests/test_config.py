@@ -38,6 +38,7 @@ def test_defaults_are_the_documented_values(configuration, caplog_config):
     assert config.learning_rate == 0.001
     assert config.fps is None
     assert config.id_to_label_map is None
+    assert config.predict_embed_subset_limit == 1000  # the SDK's own default
     assert config_warnings(caplog_config) == []
 
 
@@ -71,6 +72,8 @@ BAD_VALUES = [
     ("top_k", 0),
     ("embeddings_size", 0),
     ("embeddings_size", "480"),
+    ("predict_embed_subset_limit", 0),
+    ("predict_embed_subset_limit", "50"),
 ]
 
 

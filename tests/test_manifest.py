@@ -23,7 +23,8 @@ def _load_build_manifest():
 
 build_manifest = _load_build_manifest()
 
-from adapter.config import MovinetConfig  # noqa: E402  (the tool puts the root on sys.path)
+import adapter  # noqa: E402  (the tool puts the root on sys.path)
+from adapter.config import MovinetConfig  # noqa: E402
 from adapter.presets import MODEL_IDS, MODEL_MODES, VARIANTS, kinetics_600_labels  # noqa: E402
 
 EXPECTED_MODEL_NAMES = {f"movinet-{model_id}-{model_mode}" for model_id in MODEL_IDS for model_mode in MODEL_MODES}
@@ -113,8 +114,7 @@ def test_preset_files_match_the_presets():
 
 def test_dpk_loads_offline(dpk, manifest):
     assert dpk.name == manifest["name"] == "movinet"
-    assert dpk.version == "0.1.0"
-    assert dpk.codebase.git_tag == dpk.version
+    assert dpk.version == adapter.__version__
     attributes = dpk.attributes
     assert attributes["Provider"] == "TensorFlow"
     assert attributes["Category"] == "Model"
@@ -216,7 +216,7 @@ def test_model_configuration_is_valid_and_matches_its_preset(name, manifest, cap
     assert config.fps == VARIANTS[config.model_id].fps
     assert config.check_embeddings_size() == config.embeddings_size == VARIANTS[config.model_id].embeddings_size
     preset = json.loads((ROOT / "configs" / f"{name}.json").read_text(encoding="utf-8"))
-    assert {key: value for key, value in model["configuration"].items() if key != "id_to_label_map"} == preset
+    assert model["configuration"] == preset
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_MODEL_NAMES))
@@ -225,9 +225,80 @@ def test_model_labels_are_kinetics_600_in_output_order(name, manifest):
     labels = kinetics_600_labels()
 
     assert model["labels"] == labels
-    id_to_label_map = model["configuration"]["id_to_label_map"]
-    assert id_to_label_map == {str(index): label for index, label in enumerate(labels)}
-    assert MovinetConfig.from_dict(model["configuration"]).labels_from_map() == labels
+    # One source of truth: the labels ship as the model's labels, not also in the configuration.
+    assert "id_to_label_map" not in model["configuration"]
+    assert MovinetConfig.from_dict(model["configuration"]).labels_from_map() is None
+
+
+# --- publishing -----------------------------------------------------------------------------
+
+
+def test_no_git_codebase_so_publish_packs_this_repository(manifest, dpk):
+    # dpks.publish packs the local folder only when the DPK has no codebase; a git codebase
+    # would deploy whatever that repository holds instead of this code.
+    assert "codebase" not in manifest
+    assert dpk.codebase is None
+
+
+def test_scope_is_project_unless_the_owner_publishes_publicly(manifest):
+    assert manifest["scope"] == "project"
+    assert build_manifest.build_manifest(scope="public")["scope"] == "public"
+    with pytest.raises(ValueError, match="'global'"):
+        build_manifest.build_manifest(scope="global")
+
+
+def test_compute_configs_have_execution_timeouts_beyond_the_platform_default(manifest):
+    timeouts = {config["name"]: config.get("executionTimeout") for config in manifest["components"]["computeConfigs"]}
+    platform_default = 60 * 60  # dtlpy's Service default
+    assert timeouts["movinet-deploy"] > platform_default
+    assert timeouts["movinet-train-evaluate"] > platform_default
+
+
+def test_larger_variants_predict_fewer_videos_per_dataset_execution(manifest):
+    limits = {}
+    for model in manifest["components"]["models"]:
+        configuration = model["configuration"]
+        limits.setdefault(configuration["model_id"], set()).add(configuration["predict_embed_subset_limit"])
+    # One limit per variant (base and stream share it), within the SDK's default of 1000, and
+    # never more videos per execution for a slower variant.
+    assert all(len(values) == 1 for values in limits.values())
+    ordered = [limits[model_id].pop() for model_id in MODEL_IDS]
+    assert all(isinstance(limit, int) and 1 <= limit <= 1000 for limit in ordered)
+    assert ordered == sorted(ordered, reverse=True)
+    assert ordered[-1] < ordered[0]
+
+
+def test_release_manifest_goes_to_its_own_file(tmp_path, capsys):
+    output = tmp_path / "dataloop.release.json"
+
+    assert build_manifest.main(["--image-registry", "docker.io/someone", "--public", "--output", str(output)]) == 0
+
+    release = json.loads(output.read_text())
+    assert release["scope"] == "public"
+    images = [config["runtime"]["runnerImage"] for config in release["components"]["computeConfigs"]]
+    assert images == [f"docker.io/someone/movinet-adapter:{adapter.__version__}-cpu",
+                      f"docker.io/someone/movinet-adapter:{adapter.__version__}-gpu"]
+    # Everything else is the committed manifest's.
+    committed = build_manifest.build_manifest()
+    for config in committed["components"]["computeConfigs"]:
+        config["runtime"].pop("runnerImage")
+    for config in release["components"]["computeConfigs"]:
+        config["runtime"].pop("runnerImage")
+    assert {**release, "scope": "project"} == committed
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--image-registry", "docker.io/someone"], ["--public"], ["--public", "--output", str(ROOT / "dataloop.json")]],
+    ids=["registry-without-output", "public-without-output", "output-over-the-default"],
+)
+def test_release_options_never_overwrite_the_generated_manifest(argv, capsys):
+    before = (ROOT / "dataloop.json").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        build_manifest.main(argv)
+    assert exit_info.value.code == 2
+    assert "--output" in capsys.readouterr().err
+    assert (ROOT / "dataloop.json").read_bytes() == before
 
 
 def test_declared_functions_have_the_sdk_inputs_and_outputs(module):

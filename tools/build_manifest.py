@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """Generate the preset configurations (configs/*.json) and the DPK manifest (dataloop.json).
 
-Nothing in those files is written by hand: the per-variant numbers (frame size, frame
-rate, embeddings size) come from adapter.presets.VARIANTS, the shared hyper-parameters from the defaults
-of adapter.config.MovinetConfig, and the labels from adapter/data/kinetics_600_labels.txt.
+Nothing in those files is written by hand: the model configurations come from
+adapter.presets (per-variant input and embeddings size, MovinetConfig's defaults), the labels from
+adapter/data/kinetics_600_labels.txt, the version from adapter.__version__, and the
+runner image names from runner_image() below (the one place that names them).
 
     python tools/build_manifest.py           # (re)write configs/*.json and dataloop.json
     python tools/build_manifest.py --check   # exit 1 if any of them is out of date
+    python tools/build_manifest.py --image-registry REGISTRY --output FILE   # your own images
+    python tools/build_manifest.py --public --output FILE   # the app owner's public release
 """
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ if str(ROOT) not in sys.path:
     # Run as a script, only tools/ is on the path; the adapter package lives at the root.
     sys.path.insert(0, str(ROOT))
 
-from adapter.config import MovinetConfig  # noqa: E402
-from adapter.presets import MODEL_IDS, MODEL_MODES, VARIANTS, kinetics_600_labels, model_name  # noqa: E402
+from adapter import __version__  # noqa: E402
+from adapter.presets import VARIANTS, json_number, kinetics_600_labels, preset_configurations  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +34,8 @@ CONFIGS_DIR = ROOT / "configs"
 
 NAME = "movinet"
 DISPLAY_NAME = "MoViNet"
-VERSION = "0.1.0"
-GIT_URL = "https://github.com/dataloop-ai-apps/movinet-adapter.git"
+# A release bumps adapter.__version__; the manifest version and the image tags follow.
+VERSION = __version__
 
 MODULE_NAME = "movinet-module"
 ENTRY_POINT = "adapter/movinet_adapter.py"
@@ -40,16 +43,18 @@ CLASS_NAME = "MovinetAdapter"
 
 DEPLOY_CONFIG = "movinet-deploy"
 TRAIN_CONFIG = "movinet-train-evaluate"
-# Runner images with requirements.txt installed (TensorFlow CPU for serving, CUDA for training).
-RUNNER_IMAGE_CPU = f"gcr.io/viewo-g/piper/agent/runner/apps/movinet-adapter:{VERSION}-cpu"
-RUNNER_IMAGE_GPU = f"gcr.io/viewo-g/piper/agent/runner/apps/movinet-adapter:{VERSION}-gpu"
+# Runner images: requirements.txt on Dataloop's Python 3.11 runner base (docker/). The CPU
+# image serves predictions; the GPU one (TensorFlow with CUDA) trains and evaluates.
+IMAGE_REGISTRY = "gcr.io/viewo-g/piper/agent/runner/apps"
+IMAGE_NAME = "movinet-adapter"
+DOCKERFILES = {"cpu": "docker/cpu.Dockerfile", "gpu": "docker/gpu.Dockerfile"}
+CONFIG_IMAGES = {DEPLOY_CONFIG: "cpu", TRAIN_CONFIG: "gpu"}
 # Fine-tuning a video model on a T4 can take hours; the platform default would cut it off.
 TRAIN_EXECUTION_TIMEOUT_S = 24 * 60 * 60
-
-# Documented keys every preset spells out. Their values are MovinetConfig's defaults,
-# except imgz and fps, which are the variant's recommended input, and embeddings_size,
-# the variant's feature length (the SDK sizes the model's feature set with it).
-SHARED_KEYS = ("hub_version", "batch_size", "num_epochs", "n_frames", "top_k", "learning_rate")
+# predict_dataset runs up to a preset's predict_embed_subset_limit videos in one execution;
+# the platform default (1 h) would cut it off. The limits are sized to fit (README, Deploy).
+DEPLOY_EXECUTION_TIMEOUT_S = 6 * 60 * 60
+SCOPES = ("project", "public")
 
 DESCRIPTION = (
     "MoViNet (Mobile Video Networks) video classifiers from TensorFlow Hub, pretrained on "
@@ -73,48 +78,31 @@ _MODE_DESCRIPTIONS = {
 }
 
 
-def _number(value):
-    """JSON-friendly number: 12.0 is written as 12."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def preset_configuration(model_id: str, model_mode: str) -> dict:
-    """The model configuration of preset movinet-<model_id>-<model_mode> (documented keys only)."""
-    defaults = MovinetConfig()
-    variant = VARIANTS[model_id]
-    configuration = {key: getattr(defaults, key) for key in SHARED_KEYS}
-    configuration.update(
-        model_id=model_id,
-        model_mode=model_mode,
-        imgz=variant.imgz,
-        fps=_number(variant.fps),
-        embeddings_size=variant.embeddings_size,
-    )
-    MovinetConfig.from_dict(configuration)  # fail here, not on the platform
-    return {key: configuration[key] for key in sorted(configuration)}
-
-
-def preset_configurations() -> dict[str, dict]:
-    """{model name: configuration} for every variant and mode, a0-base first."""
-    return {
-        model_name(model_id, model_mode): preset_configuration(model_id, model_mode)
-        for model_id in MODEL_IDS
-        for model_mode in MODEL_MODES
-    }
-
-
 def _model_description(model_id: str, model_mode: str) -> str:
     variant = VARIANTS[model_id]
     return (
         f"MoViNet-{model_id.upper()} {model_mode} ({_MODE_DESCRIPTIONS[model_mode]}), "
         f"pretrained on Kinetics-600; expects {variant.imgz}x{variant.imgz} frames "
-        f"sampled at {_number(variant.fps)} fps."
+        f"sampled at {json_number(variant.fps)} fps."
     )
 
 
-def _compute_config(name: str, pod_type: str, runner_image: str, execution_timeout: int | None = None) -> dict:
+def runner_image(variant: str, registry: str = IMAGE_REGISTRY) -> str:
+    """The runner image of a variant, tagged with the release version.
+
+    Args:
+        variant: "cpu" or "gpu" (a key of DOCKERFILES).
+        registry: the registry and path the images are pushed to.
+
+    Returns:
+        e.g. gcr.io/viewo-g/piper/agent/runner/apps/movinet-adapter:0.1.0-cpu
+    """
+    if variant not in DOCKERFILES:
+        raise ValueError(f"runner image variant {variant!r} is not one of {sorted(DOCKERFILES)}")
+    return f"{registry.rstrip('/')}/{IMAGE_NAME}:{VERSION}-{variant}"
+
+
+def _compute_config(name: str, pod_type: str, runner_image: str, execution_timeout: int) -> dict:
     config = {
         "name": name,
         "runtime": {
@@ -129,8 +117,7 @@ def _compute_config(name: str, pod_type: str, runner_image: str, execution_timeo
             },
         },
     }
-    if execution_timeout is not None:
-        config["executionTimeout"] = execution_timeout
+    config["executionTimeout"] = execution_timeout
     return config
 
 
@@ -203,8 +190,8 @@ def _functions() -> list[dict]:
 
 
 def _model_entry(name: str, configuration: dict, labels: list[str]) -> dict:
-    configuration = dict(configuration)
-    configuration["id_to_label_map"] = {str(index): label for index, label in enumerate(labels)}
+    # The labels travel as the model's labels only; an id_to_label_map copy in the
+    # configuration would be a second source of truth (and double the manifest).
     return {
         "name": name,
         "moduleName": MODULE_NAME,
@@ -220,21 +207,40 @@ def _model_entry(name: str, configuration: dict, labels: list[str]) -> dict:
     }
 
 
-def build_manifest() -> dict:
-    """The dataloop.json manifest as a dict (deterministic: same inputs, same output)."""
+def build_manifest(image_registry: str = IMAGE_REGISTRY, scope: str = "project") -> dict:
+    """The dataloop.json manifest as a dict (deterministic: same inputs, same output).
+
+    No codebase: dpks.publish then packs the folder it publishes from (this repository,
+    minus what .gitignore lists), so the DPK runs exactly this code.
+
+    Args:
+        image_registry: where the runner images are pushed (runner_image()).
+        scope: "project" (installable in the publishing project) or "public" (the app
+            owner's release to every project).
+
+    Returns:
+        The manifest.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
     labels = kinetics_600_labels()
     return {
         "name": NAME,
         "displayName": DISPLAY_NAME,
         "version": VERSION,
-        "scope": "public",
+        "scope": scope,
         "description": DESCRIPTION,
         "attributes": {key: ATTRIBUTES[key] for key in sorted(ATTRIBUTES)},
-        "codebase": {"type": "git", "gitUrl": GIT_URL, "gitTag": VERSION},
         "components": {
             "computeConfigs": [
-                _compute_config(DEPLOY_CONFIG, "regular-m", RUNNER_IMAGE_CPU),
-                _compute_config(TRAIN_CONFIG, "gpu-t4", RUNNER_IMAGE_GPU, TRAIN_EXECUTION_TIMEOUT_S),
+                _compute_config(
+                    DEPLOY_CONFIG, "regular-m", runner_image(CONFIG_IMAGES[DEPLOY_CONFIG], image_registry),
+                    DEPLOY_EXECUTION_TIMEOUT_S,
+                ),
+                _compute_config(
+                    TRAIN_CONFIG, "gpu-t4", runner_image(CONFIG_IMAGES[TRAIN_CONFIG], image_registry),
+                    TRAIN_EXECUTION_TIMEOUT_S,
+                ),
             ],
             "modules": [
                 {
@@ -305,13 +311,43 @@ def write() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write or check the generated files, or write a release manifest elsewhere.
+
+    Args:
+        argv: the arguments (default: sys.argv[1:]).
+
+    Returns:
+        The exit code: 0, 1 when --check finds stale files, 2 for a bad combination of options.
+    """
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument(
         "--check",
         action="store_true",
         help="write nothing; exit 1 if dataloop.json or configs/*.json differ from what would be generated",
     )
+    parser.add_argument(
+        "--image-registry",
+        default=IMAGE_REGISTRY,
+        metavar="REGISTRY",
+        help=f"registry path of the runner images (default {IMAGE_REGISTRY}); needs --output",
+    )
+    parser.add_argument("--public", action="store_true", help="scope public: the app owner's release; needs --output")
+    parser.add_argument("--output", type=Path, help="write only the manifest, to this file (dataloop.json stays as generated)")
     args = parser.parse_args(argv)
+    custom = args.image_registry != IMAGE_REGISTRY or args.public
+    if args.output is not None and args.check:
+        parser.error("--check checks the committed files; it takes no --output")
+    if custom and args.output is None:
+        # dataloop.json stays the default that --check and the tests compare against.
+        parser.error("--image-registry and --public write a separate manifest: add --output FILE, e.g. --output dataloop.release.json")
+    if args.output is not None:
+        if args.output.resolve() == MANIFEST_PATH.resolve():
+            parser.error(f"--output {args.output}: that is the generated default manifest; choose another file")
+        manifest = build_manifest(image_registry=args.image_registry, scope="public" if args.public else "project")
+        args.output.write_text(dumps(manifest), encoding="utf-8")
+        images = ", ".join(config["runtime"]["runnerImage"] for config in manifest["components"]["computeConfigs"])
+        print(f"wrote {args.output} (scope {manifest['scope']}; runner images {images})")
+        return 0
     if args.check:
         problems = check()
         if problems:
