@@ -17,6 +17,7 @@ from adapter.config import MovinetConfig
 from adapter.errors import MovinetError
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
 from adapter.loading import LoadedModel, load_model
+from adapter.offline import OfflineModel
 from adapter.prefetch import prefetch
 from adapter.preprocessing import preprocess_frame
 from adapter.video import VideoError, VideoReader
@@ -83,9 +84,11 @@ class MovinetAdapter(dl.BaseModelAdapter):
         )
 
     def save(self, local_path, **kwargs):
-        from adapter.training import save_trained  # TensorFlow training code is only needed here
+        from adapter.training.outputs import save_trained  # training code is only needed here
 
-        save_trained(self, local_path)
+        recorded = save_trained(self.loaded, local_path)
+        if recorded is not None:
+            self.configuration.update(recorded)  # the SDK writes it back to the platform
 
     # ------------------------------------------------------------------ prediction
     def prepare_item_func(self, item: dl.Item):
@@ -152,7 +155,40 @@ class MovinetAdapter(dl.BaseModelAdapter):
         )
 
     # ------------------------------------------------------------------ training
-    def train(self, data_path, output_path, **kwargs):
-        from adapter.training import train_model_on_folder
+    def train(self, data_path, output_path, on_epoch_end_callback=None, seed=None, **kwargs):
+        """Fine-tune on data_path (prepare_data's layout); then the kept epoch is the loaded model.
 
-        train_model_on_folder(self, data_path, output_path, **kwargs)
+        seed: makes the run repeatable. Returns the training.fit.TrainingResult.
+        """
+        from adapter.dataset import train_and_validation_subsets
+        from adapter.training import fit
+        from adapter.training import model as training_model
+
+        config = self.read_config()
+        training_model.check_trainable(config)
+        if kwargs:
+            logger.debug("train() ignores the arguments %s", sorted(kwargs))
+        entity = self._model_entity
+        job = fit.TrainingJob(
+            config=config,
+            labels=training_model.training_labels(config, entity.labels if entity is not None else None),
+            subsets=train_and_validation_subsets(entity.metadata if entity is not None else None),
+            starting_model=lambda: training_model.starting_model(config, self.loaded, self.config),
+            metrics_sink=self._send_epoch_metrics if self._reports_to_platform() else None,
+            on_epoch_end_callback=on_epoch_end_callback,
+            seed=seed,
+        )
+        result = fit.fine_tune(data_path, output_path, job)
+        # Reload the kept epoch the way a deployed model is loaded, so predict() now uses it.
+        self.load(result.checkpoint_dir)
+        return result
+
+    def _reports_to_platform(self) -> bool:
+        # An offline model (command line) has no platform to send metrics to.
+        return self._model_entity is not None and not isinstance(self._model_entity, OfflineModel)
+
+    def _send_epoch_metrics(self, epoch: int, values: list[tuple[str, str, float]]) -> bool:
+        """The training metrics sink: one epoch's (figure, legend, value) as the model's plot samples."""
+        samples = [dl.PlotSample(figure=figure, legend=legend, x=epoch, y=value) for figure, legend, value in values]
+        entity = self._model_entity
+        return entity.metrics.create(samples=samples, dataset_id=entity.dataset_id)
