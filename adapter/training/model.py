@@ -30,26 +30,25 @@ def check_trainable(config: MovinetConfig) -> None:
         )
 
 
-def training_labels(config: MovinetConfig, model_labels: Sequence[str] | None) -> list[str]:
-    """The label map to train for: the configuration's id_to_label_map, else the model's labels.
+def training_labels(labels: Sequence[str] | None) -> list[str]:
+    """The label map to train for, checked: present, each label once.
 
     Args:
-        config: the run's configuration (its id_to_label_map).
-        model_labels: the model entity's labels, or None.
+        labels: the model's label map (MovinetAdapter: the model's labels, else id_to_label_map).
 
     Returns:
         The labels, by class index; ConfigError when there are none or one repeats.
     """
-    labels = config.labels_from_map() or (list(model_labels) if model_labels else None)
     if not labels:
         raise ConfigError(
             "The model has no label map to train for: set the model's labels "
             "(or the configuration key 'id_to_label_map')"
         )
+    labels = list(labels)
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ConfigError(f"The model's labels {duplicates!r} appear more than once; each class needs one label")
-    return list(labels)
+    return labels
 
 
 def classifier_head(model: tf_keras.Model) -> movinet_layers.ClassifierHead:

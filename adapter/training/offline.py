@@ -35,6 +35,8 @@ def run_offline_training(
         logger.info("Label map from the %r subset: %s", TRAIN_SUBSET, ", ".join(labels))
     if config.pretrained:
         adapter.load(None)  # the pretrained hub model (its Kinetics labels are replaced below)
+    # The model's labels win over the map (MovinetAdapter._label_map): set both.
+    adapter.model_entity.labels = list(labels)
     adapter.configuration.update({"id_to_label_map": {index: label for index, label in enumerate(labels)}})
     adapter.train(data_dir, output_dir, **train_kwargs)
     adapter.save(output_dir)
