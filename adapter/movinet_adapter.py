@@ -108,7 +108,15 @@ class MovinetAdapter(dl.BaseModelAdapter):
         )
 
     def save(self, local_path, **kwargs):
-        from adapter.training.outputs import remove_checkpoints, save_trained  # training code is only needed here
+        """Write the fine-tuned model for upload; after a finished run, drop its checkpoints from local_path.
+
+        Args:
+            local_path: the folder the SDK uploads (train_model: the run's output_path).
+
+        Returns:
+            None.
+        """
+        from adapter.training.outputs import remove_checkpoints, save_trained  # training code only needed here
 
         recorded = save_trained(self.loaded, local_path)
         if recorded is not None:
@@ -119,7 +127,14 @@ class MovinetAdapter(dl.BaseModelAdapter):
             self._log_resume_state(local_path)
 
     def save_to_model(self, local_path=None, cleanup=False, replace=True, **kwargs):
-        """The SDK's upload; after a finished run, the model's stale checkpoints on the platform go too."""
+        """The SDK's upload; after a finished run, the model's stale checkpoints on the platform go too.
+
+        Args:
+            local_path, cleanup, replace: as BaseModelAdapter.save_to_model.
+
+        Returns:
+            None.
+        """
         super().save_to_model(local_path=local_path, cleanup=cleanup, replace=replace, **kwargs)
         if self._is_finished_output(local_path):
             self._delete_remote_checkpoints()
@@ -149,7 +164,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
         entity = self.model_entity
         # Artifact filenames are /artifacts/models/<model name>/<path in the uploaded folder>.
-        stale = [a for a in entity.model_artifacts if _artifact_relative_path(a).startswith(CHECKPOINTS_DIRNAME + "/")]
+        stale = [
+            a for a in entity.model_artifacts if _artifact_relative_path(a).startswith(CHECKPOINTS_DIRNAME + "/")
+        ]
         if not stale:
             return
         try:
@@ -158,9 +175,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
             entity.model_artifacts = [a for a in entity.model_artifacts if a not in stale]
             entity.update(reload_services=False)
         except Exception as err:  # the upload itself succeeded; the next run ignores a finished run's checkpoints
-            logger.warning("Could not delete %d stale checkpoint file(s) from the model's artifacts: %s", len(stale), err)
+            logger.warning("Could not delete %d stale checkpoint file(s) from the artifacts: %s", len(stale), err)
         else:
-            logger.info("Deleted %d stale checkpoint file(s) of an earlier failed run from the model's artifacts", len(stale))
+            logger.info("Deleted %d stale checkpoint file(s) of an earlier failed run from the artifacts", len(stale))
 
     # ------------------------------------------------------------------ prediction
     def prepare_item_func(self, item: dl.Item):
@@ -232,6 +249,12 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
         A stream model, or a GPU service TensorFlow cannot use, fails here: before the
         artifacts and the whole dataset are downloaded, and before the model is marked training.
+
+        Args:
+            model: the dl.Model to train (or its JSON), cleanup, progress, context: as the SDK's.
+
+        Returns:
+            The trained model entity.
         """
         from adapter.devices import check_devices
         from adapter.training.model import check_trainable
@@ -243,18 +266,33 @@ class MovinetAdapter(dl.BaseModelAdapter):
         return super().train_model(model, cleanup=cleanup, progress=progress, context=context)
 
     def convert_from_dtlpy(self, data_path, **kwargs):
-        """Nothing to convert: adapter.dataset reads prepare_data's layout (items/ and json/) as it is."""
+        """Nothing to convert: adapter.dataset reads prepare_data's layout (items/ and json/) as it is.
+
+        Args:
+            data_path: the folder prepare_data filled.
+
+        Returns:
+            None.
+        """
         return None
 
     def train(self, data_path, output_path, on_epoch_end_callback=None, seed=None, **kwargs):
         """Fine-tune on data_path (prepare_data's layout); then the kept epoch is the loaded model.
 
-        seed: makes the run repeatable. Returns the training.fit.TrainingResult.
+        A resume state in the artifacts load() was given (a failed run's) is continued.
+
+        Args:
+            data_path: the downloaded train and validation subsets.
+            output_path: where checkpoints, history and curves go (the SDK uploads it).
+            on_epoch_end_callback: the SDK's (epoch, num_epochs) progress callback.
+            seed: makes the run repeatable.
+
+        Returns:
+            The training.fit.TrainingResult.
         """
         from adapter.dataset import train_and_validation_subsets
         from adapter.training import fit
         from adapter.training import model as training_model
-
         from adapter.training.resume import find_resume_state
 
         self._finished_output = None

@@ -142,7 +142,12 @@ class TrainingCurves(tf_keras.callbacks.Callback):
     """
 
     def __init__(
-        self, png_path: str, json_path: str, best: BestCheckpoint, run_id: str, history: dict[str, list[float]] | None = None
+        self,
+        png_path: str,
+        json_path: str,
+        best: BestCheckpoint,
+        run_id: str,
+        history: dict[str, list[float]] | None = None,
     ):
         """history: the epochs so far of a resumed run."""
         super().__init__()
@@ -166,7 +171,12 @@ class TrainingCurves(tf_keras.callbacks.Callback):
         Returns:
             None.
         """
-        record = {"run_id": self.run_id, "finished": finished, "best_epoch": self.best.best_epoch, "history": self.history}
+        record = {
+            "run_id": self.run_id,
+            "finished": finished,
+            "best_epoch": self.best.best_epoch,
+            "history": self.history,
+        }
         with open(self.json_path, "w") as file:
             json.dump(record, file, indent=2)
         plot_training_curves(self.history, self.png_path, best_epoch=self.best.best_epoch)

@@ -41,5 +41,9 @@ def run_offline_training(
     adapter.train(data_dir, output_dir, **train_kwargs)
     adapter.save(output_dir)
     weights_path = os.path.join(output_dir, adapter.loaded.finetuned.weights_filename)
-    logger.info("Fine-tuned weights written to %s; predict with: python -m adapter predict --weights %s VIDEO...", weights_path, output_dir)
+    logger.info(
+        "Fine-tuned weights written to %s; predict with: python -m adapter predict --weights %s VIDEO...",
+        weights_path,
+        output_dir,
+    )
     return weights_path

@@ -60,7 +60,13 @@ def save_trained(loaded: LoadedModel | None, local_path: str) -> dict | None:
         return None
     info = loaded.finetuned
     weights_path = save_finetuned(loaded.model, local_path, info)
-    logger.info("Saved fine-tuned movinet-%s-%s (%d labels) to %s", info.model_id, info.model_mode, len(info.labels), weights_path)
+    logger.info(
+        "Saved fine-tuned movinet-%s-%s (%d labels) to %s",
+        info.model_id,
+        info.model_mode,
+        len(info.labels),
+        weights_path,
+    )
     return {
         "weights_filename": info.weights_filename,
         "id_to_label_map": {index: label for index, label in enumerate(info.labels)},

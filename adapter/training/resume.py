@@ -136,7 +136,9 @@ def find_resume_state(artifacts_path: str | None, config: MovinetConfig, labels:
     try:
         state = read_resume_state(artifacts_path)
     except (OSError, ValueError, TypeError) as err:
-        logger.warning("Ignoring the resume state in %s and training from the start: it cannot be read (%s)", last_dir, err)
+        logger.warning(
+            "Ignoring the resume state in %s and training from the start: it cannot be read (%s)", last_dir, err
+        )
         return None
     if state is None:
         return None
@@ -150,7 +152,10 @@ def find_resume_state(artifacts_path: str | None, config: MovinetConfig, labels:
     current = run_settings(config, labels)
     differing = {name: (value, current[name]) for name, value in state.settings().items() if value != current[name]}
     if differing:
-        reasons = "; ".join(f"{name} was {_short(saved)}, now {_short(now)}" for name, (saved, now) in differing.items())
+        reasons = "; ".join(
+            f"{name} was {_short(saved)}, now {_short(now)}"
+            for name, (saved, now) in differing.items()
+        )
         logger.warning("Ignoring the resume state in %s and training from the start: %s", last_dir, reasons)
         return None
     missing = _missing_files(artifacts_path, state)
@@ -180,7 +185,11 @@ def restore_training_state(model: tf_keras.Model, state: ResumeState, config: Mo
     status.assert_existing_objects_matched()
     saved_rate = float(tf_keras.backend.get_value(optimizer.learning_rate))
     if abs(saved_rate - config.learning_rate) > 1e-12 * max(1.0, abs(saved_rate)):
-        logger.info("Resumed optimizer: learning rate %g (configuration) instead of the saved %g", config.learning_rate, saved_rate)
+        logger.info(
+            "Resumed optimizer: learning rate %g (configuration) instead of the saved %g",
+            config.learning_rate,
+            saved_rate,
+        )
         optimizer.learning_rate = config.learning_rate
 
 
