@@ -189,7 +189,7 @@ def run_export_hub(args) -> int:
 
 
 def run_train(args) -> int:
-    from adapter.training import run_offline_training
+    from adapter.training.offline import run_offline_training
 
     overrides = parse_set(args.set)
     adapter = offline_adapter(manifest_model(args.manifest, args.model), overrides)

@@ -7,6 +7,7 @@ feature instead. load/save: loading. train: training.
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from typing import Callable, Iterator
 
@@ -20,6 +21,7 @@ from adapter.config import MovinetConfig
 from adapter.errors import MovinetError
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
 from adapter.loading import LoadedModel, load_model
+from adapter.offline import OfflineModel
 from adapter.prefetch import prefetch
 from adapter.preprocessing import preprocess_frame
 from adapter.video import VideoError, VideoReader
@@ -46,6 +48,14 @@ class EmbeddingFailed(VideosFailed):
     action = "embedded"
 
 
+def _artifact_relative_path(artifact) -> str:
+    return "/".join((getattr(artifact, "filename", None) or "").split("/")[4:])
+
+
+def _preview(labels: list[str], shown: int = 5) -> str:
+    return ", ".join(labels[:shown]) + (", ..." if len(labels) > shown else "")
+
+
 class MovinetAdapter(dl.BaseModelAdapter):
     """MoViNet video classification (TensorFlow) for Dataloop."""
 
@@ -56,6 +66,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
         self._classifier = None
         # Called with (video, prediction, reader) after each video is classified (the CLI's --plot).
         self.on_video_predicted = None
+        self._artifacts_path: str | None = None  # what load() was given: where a resume state may be
+        self._finished_output: str | None = None  # output_path of the last train() that finished
         super().__init__(model_entity=model_entity)
 
     # ------------------------------------------------------------------ configuration
@@ -63,18 +75,31 @@ class MovinetAdapter(dl.BaseModelAdapter):
         # dict() copies the mapping without the SDK's get(), which writes defaults back.
         return MovinetConfig.from_dict(dict(self.configuration))
 
-    def _entity_labels(self) -> list[str] | None:
-        config_labels = self.config.labels_from_map()
-        if config_labels:
-            return config_labels
-        if self._model_entity is not None and self._model_entity.labels:
-            return list(self._model_entity.labels)
-        return None
+    def _label_map(self, config: MovinetConfig) -> list[str] | None:
+        """The model's labels when set, else the configuration's id_to_label_map.
+
+        The model's labels win: a model cloned with new labels may carry its source's
+        configuration, map included, unchanged (the presets ship the 600 Kinetics labels).
+        """
+        map_labels = config.labels_from_map()
+        entity = self._model_entity
+        model_labels = list(entity.labels) if entity is not None and entity.labels else None
+        if model_labels and map_labels and model_labels != map_labels:
+            logger.warning(
+                "The model's labels (%d: %s) differ from the configuration's id_to_label_map (%d: %s); "
+                "using the model's labels",
+                len(model_labels),
+                _preview(model_labels),
+                len(map_labels),
+                _preview(map_labels),
+            )
+        return model_labels or map_labels
 
     # ------------------------------------------------------------------ load / save
     def load(self, local_path, **kwargs):
+        self._artifacts_path = local_path
         self.config = self.read_config()
-        self.loaded = load_model(self.config, local_path, labels=self._entity_labels())
+        self.loaded = load_model(self.config, local_path, labels=self._label_map(self.config))
         info = self.loaded.finetuned
         if info is not None:
             # The weights were trained on this input; predicting on any other would be wrong.
@@ -98,9 +123,76 @@ class MovinetAdapter(dl.BaseModelAdapter):
         )
 
     def save(self, local_path, **kwargs):
-        from adapter.training import save_trained  # TensorFlow training code is only needed here
+        """Write the fine-tuned model for upload; after a finished run, drop its checkpoints from local_path.
 
-        save_trained(self, local_path)
+        Args:
+            local_path: the folder the SDK uploads (train_model: the run's output_path).
+
+        Returns:
+            None.
+        """
+        from adapter.training.outputs import remove_checkpoints, save_trained  # training code only needed here
+
+        recorded = save_trained(self.loaded, local_path)
+        if recorded is not None:
+            self.configuration.update(recorded)  # the SDK writes it back to the platform
+        if self._is_finished_output(local_path):
+            remove_checkpoints(local_path)
+        else:
+            self._log_resume_state(local_path)
+
+    def save_to_model(self, local_path=None, cleanup=False, replace=True, **kwargs):
+        """The SDK's upload; after a finished run, the model's stale checkpoints on the platform go too.
+
+        Args:
+            local_path, cleanup, replace: as BaseModelAdapter.save_to_model.
+
+        Returns:
+            None.
+        """
+        super().save_to_model(local_path=local_path, cleanup=cleanup, replace=replace, **kwargs)
+        if self._is_finished_output(local_path):
+            self._delete_remote_checkpoints()
+
+    def _is_finished_output(self, local_path) -> bool:
+        return bool(local_path) and self._finished_output == os.path.realpath(local_path)
+
+    def _log_resume_state(self, local_path) -> None:
+        from adapter.training.resume import read_resume_state
+
+        try:
+            state = read_resume_state(local_path)
+        except (OSError, ValueError, TypeError):
+            return  # the next run's find_resume_state says what is wrong with it
+        if state is not None:
+            logger.info(
+                "Training stopped after epoch %d of %d: %s keeps that checkpoint with its optimizer state; "
+                "uploaded with the artifacts, the next train_model resumes from it",
+                state.epochs_done,
+                state.num_epochs,
+                local_path,
+            )
+
+    def _delete_remote_checkpoints(self) -> None:
+        """Delete the checkpoints an earlier failed run uploaded; they would come down on every deploy."""
+        from adapter.training.outputs import CHECKPOINTS_DIRNAME
+
+        entity = self.model_entity
+        # Artifact filenames are /artifacts/models/<model name>/<path in the uploaded folder>.
+        stale = [
+            a for a in entity.model_artifacts if _artifact_relative_path(a).startswith(CHECKPOINTS_DIRNAME + "/")
+        ]
+        if not stale:
+            return
+        try:
+            for artifact in stale:
+                entity.artifacts.delete(artifact_id=artifact.id)
+            entity.model_artifacts = [a for a in entity.model_artifacts if a not in stale]
+            entity.update(reload_services=False)
+        except Exception as err:  # the upload itself succeeded; the next run ignores a finished run's checkpoints
+            logger.warning("Could not delete %d stale checkpoint file(s) from the artifacts: %s", len(stale), err)
+        else:
+            logger.info("Deleted %d stale checkpoint file(s) of an earlier failed run from the artifacts", len(stale))
 
     # ------------------------------------------------------------------ prediction
     def prepare_item_func(self, item: dl.Item):
@@ -204,7 +296,86 @@ class MovinetAdapter(dl.BaseModelAdapter):
         return self._classifier.embed(clips)
 
     # ------------------------------------------------------------------ training
-    def train(self, data_path, output_path, **kwargs):
-        from adapter.training import train_model_on_folder
+    def train_model(self, model, cleanup=False, progress=None, context=None):
+        """The SDK's training flow, after the checks that need no download.
 
-        train_model_on_folder(self, data_path, output_path, **kwargs)
+        A stream model, or a GPU service TensorFlow cannot use, fails here: before the
+        artifacts and the whole dataset are downloaded, and before the model is marked training.
+
+        Args:
+            model: the dl.Model to train (or its JSON), cleanup, progress, context: as the SDK's.
+
+        Returns:
+            The trained model entity.
+        """
+        from adapter.devices import check_devices
+        from adapter.training.model import check_trainable
+
+        if isinstance(model, dict):
+            model = dl.models.get(model_id=model["id"])
+        check_trainable(MovinetConfig.from_dict(dict(model.configuration)))
+        check_devices("training")
+        return super().train_model(model, cleanup=cleanup, progress=progress, context=context)
+
+    def convert_from_dtlpy(self, data_path, **kwargs):
+        """Nothing to convert: adapter.dataset reads prepare_data's layout (items/ and json/) as it is.
+
+        Args:
+            data_path: the folder prepare_data filled.
+
+        Returns:
+            None.
+        """
+        return None
+
+    def train(self, data_path, output_path, on_epoch_end_callback=None, seed=None, **kwargs):
+        """Fine-tune on data_path (prepare_data's layout); then the kept epoch is the loaded model.
+
+        A resume state in the artifacts load() was given (a failed run's) is continued.
+
+        Args:
+            data_path: the downloaded train and validation subsets.
+            output_path: where checkpoints, history and curves go (the SDK uploads it).
+            on_epoch_end_callback: the SDK's (epoch, num_epochs) progress callback.
+            seed: makes the run repeatable.
+
+        Returns:
+            The training.fit.TrainingResult.
+        """
+        from adapter.dataset import train_and_validation_subsets
+        from adapter.training import fit
+        from adapter.training import model as training_model
+        from adapter.training.resume import find_resume_state
+
+        self._finished_output = None
+        config = self.read_config()
+        training_model.check_trainable(config)
+        if kwargs:
+            logger.debug("train() ignores the arguments %s", sorted(kwargs))
+        entity = self._model_entity
+        labels = training_model.training_labels(self._label_map(config))
+        job = fit.TrainingJob(
+            config=config,
+            labels=labels,
+            subsets=train_and_validation_subsets(entity.metadata if entity is not None else None),
+            starting_model=lambda: training_model.starting_model(config, self.loaded, self.config),
+            metrics_sink=self._send_epoch_metrics if self._reports_to_platform() else None,
+            on_epoch_end_callback=on_epoch_end_callback,
+            seed=seed,
+            resume=find_resume_state(self._artifacts_path, config, labels),
+        )
+        result = fit.fine_tune(data_path, output_path, job)
+        self._finished_output = os.path.realpath(output_path)
+        # Reload the kept epoch the way a deployed model is loaded, so predict() now uses it.
+        self.load(result.checkpoint_dir)
+        return result
+
+    def _reports_to_platform(self) -> bool:
+        # An offline model (command line) has no platform to send metrics to.
+        return self._model_entity is not None and not isinstance(self._model_entity, OfflineModel)
+
+    def _send_epoch_metrics(self, epoch: int, values: list[tuple[str, str, float]]) -> bool:
+        """The training metrics sink: one epoch's (figure, legend, value) as the model's plot samples."""
+        samples = [dl.PlotSample(figure=figure, legend=legend, x=epoch, y=value) for figure, legend, value in values]
+        entity = self._model_entity
+        return entity.metrics.create(samples=samples, dataset_id=entity.dataset_id)

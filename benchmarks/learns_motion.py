@@ -56,7 +56,6 @@ def main(argv=None) -> int:
 
     from adapter.movinet_adapter import MovinetAdapter
     from adapter.offline import offline_model
-    from adapter.training import train_model_on_folder
     from tests.motion_dataset import DIRECTIONS, write_motion_dataset
 
     # After importing the SDK, which sets its own logger to DEBUG.
@@ -93,7 +92,7 @@ def main(argv=None) -> int:
             adapter = MovinetAdapter()
             adapter.model_entity = offline_model({"name": "learns-motion", "configuration": configuration})
             started = time.perf_counter()
-            result = train_model_on_folder(adapter, root, os.path.join(root, "output"), seed=seed)
+            result = adapter.train(root, os.path.join(root, "output"), seed=seed)
             seconds = time.perf_counter() - started
         accuracy = result.history["val_accuracy"]
         reached = next((epoch + 1 for epoch, value in enumerate(accuracy) if value >= args.target), None)

@@ -11,7 +11,7 @@ movinet-a0-base (random initialisation: weights do not change the cost) on clips
 training steps four ways (interleaved, best of --repeats), each after a warm-up that
 compiles the model for that shape:
 
-* ``pipeline, frame cache``: adapter.training.make_dataset as train() runs it from its
+* ``pipeline, frame cache``: adapter.training.pipeline.make_dataset as train() runs it from its
   second epoch: tf.data, parallel map, prefetch, clips sliced from each training range
   decoded once into adapter.dataset.RangeCache (the first epoch fills it; the fill time
   is printed);
@@ -67,7 +67,8 @@ def main(argv=None) -> int:
 
     from adapter.config import MovinetConfig
     from adapter.dataset import RangeCache, load_subset
-    from adapter.training import ClipLoader, build_training_model, compile_for_training, make_dataset
+    from adapter.training.model import build_training_model, compile_for_training
+    from adapter.training.pipeline import ClipLoader, make_dataset
     from tests.motion_dataset import write_motion_dataset
 
     labels = ["left", "right"]

@@ -9,14 +9,20 @@ the real URL without a network.
 Platform: only the SDK calls that talk HTTP are replaced (model.update, item.download,
 annotations.upload/delete, artifacts, metrics, feature sets and feature vectors); the
 adapter's own code runs for real.
+Model artifacts live per model in a temporary folder, so an upload comes down again on the
+next download. OfflinePlatform.add_dataset() serves a local folder in prepare_data's layout
+as a platform dataset (listing, export and item downloads) and answers model clones.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import types
 from importlib import metadata
@@ -83,7 +89,14 @@ def hub_cache(exported_models, tmp_path_factory):
 class OfflinePlatform:
     """Records what the adapter would have sent to the platform."""
 
-    def __init__(self):
+    def __init__(self, monkeypatch=None):
+        self.monkeypatch = monkeypatch
+        self.artifacts_root = tempfile.mkdtemp(prefix="offline-artifacts-")
+        self.model_statuses: list[str] = []  # model.status at each model.update
+        self.artifact_downloads: list[str] = []
+        self.datasets: dict = {}  # dataset id -> dl.Dataset
+        self.dataset_items: dict[str, list[dict]] = {}  # dataset id -> item JSONs (with annotations)
+        self.clone_requests: list[dict] = []  # what models.clone sent
         self.lock = threading.Lock()
         self.files: dict[str, str] = {}  # item id -> local file that item.download copies
         self.uploaded: dict[str, list] = {}  # item id -> annotations uploaded
@@ -114,15 +127,99 @@ class OfflinePlatform:
             is_fetched=True,
         )
 
+    def artifacts_dir(self, model_id: str) -> str:
+        """The folder holding a model's artifacts (what uploads wrote)."""
+        return os.path.join(self.artifacts_root, model_id)
+
+    def artifact_files(self, model_id: str) -> set[str]:
+        """The model's artifacts as paths relative to its artifact folder."""
+        root = self.artifacts_dir(model_id)
+        return {os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files}
+
+    def add_dataset(self, root, *, dataset_id="dataset-1", project_id="project-1", subsets=("train", "validation")):
+        """Serve root (prepare_data's layout: <subset>/items, <subset>/json) as a platform dataset.
+
+        Each item is tagged with its subset (metadata.system.tags.<subset>), as the platform's
+        ML subsets are; subset_filters() gives the matching model subset filters.
+        """
+        import dtlpy as dl
+
+        items = []
+        for subset in subsets:
+            for directory, _, files in os.walk(os.path.join(root, subset, "json")):
+                for name in sorted(files):
+                    with open(os.path.join(directory, name)) as file:
+                        item = json.load(file)
+                    item.setdefault("metadata", {}).setdefault("system", {}).setdefault("tags", {})[subset] = True
+                    item["datasetId"] = dataset_id
+                    self.files[item["id"]] = os.path.join(root, subset, "items", item["filename"].lstrip("/"))
+                    items.append(item)
+        self.dataset_items[dataset_id] = items
+        self.datasets[dataset_id] = dl.Dataset.from_json(
+            _json={"id": dataset_id, "name": "offline-dataset", "projects": [project_id], "itemsCount": len(items)},
+            client_api=dl.client_api,
+            project=dl.Project.from_json(_json={"id": project_id, "name": "offline-project"}, client_api=dl.client_api),
+        )
+        self._serve_datasets()
+        return self.datasets[dataset_id]
+
+    def matching_items(self, dataset_id: str, filters) -> list[dict]:
+        """The dataset's items whose subset tags the filters ask for."""
+        query = json.dumps(filters.prepare() if hasattr(filters, "prepare") else filters)
+        wanted = set(re.findall(r'"metadata\.system\.tags\.(\w+)": true', query))
+        return [i for i in self.dataset_items[dataset_id] if wanted <= set(i["metadata"]["system"]["tags"])]
+
+    def _serve_datasets(self):
+        """The dataset calls that talk HTTP: get, item listing, export, item download; and model clone."""
+        import dtlpy as dl
+
+        state, patch = self, self.monkeypatch
+
+        def datasets_get(self, dataset_name=None, dataset_id=None, **kwargs):
+            return state.datasets[dataset_id]
+
+        def items_list(self, filters=None, **kwargs):
+            return types.SimpleNamespace(items_count=len(state.matching_items(self.dataset.id, filters)))
+
+        def export_recursive(self, dataset=None, local_path=None, filters=None, **kwargs):
+            path = os.path.join(local_path, "export.json")
+            with open(path, "w") as file:
+                json.dump(state.matching_items(dataset.id, filters), file)
+            yield path
+
+        def thread_download(self, item, local_path=None, local_filepath=None, **kwargs):
+            shutil.copyfile(state.files[item.id], local_filepath)
+            return local_filepath
+
+        def gen_request(self, req_type, path, json_req=None, **kwargs):
+            match = re.fullmatch(r"/ml/models/([^/]+)/clone", path)
+            if req_type != "post" or match is None:
+                raise AssertionError(f"unexpected platform request in an offline test: {req_type} {path}")
+            state.clone_requests.append(json.loads(json.dumps(json_req)))
+            model_json = {**json_req, "id": f"{match.group(1)}-clone-{len(state.clone_requests)}", "status": "created"}
+            return True, types.SimpleNamespace(json=lambda: model_json)
+
+        patch.setattr(dl.repositories.Datasets, "get", datasets_get)
+        patch.setattr(dl.repositories.Items, "list", items_list)
+        patch.setattr(dl.repositories.Datasets, "_export_recursive", export_recursive)
+        patch.setattr(dl.repositories.Downloader, "_Downloader__thread_download", thread_download)
+        patch.setattr(type(dl.client_api), "gen_request", gen_request)
+
+
+def subset_filters(subset: str) -> dict:
+    """A model subset filter as the platform writes it: the items tagged with that subset."""
+    return {"filter": {"$and": [{"hidden": False}, {"type": "file"}, {f"metadata.system.tags.{subset}": True}]}}
+
 
 def install_offline_platform(monkeypatch) -> OfflinePlatform:
     import dtlpy as dl
 
-    state = OfflinePlatform()
+    state = OfflinePlatform(monkeypatch)
 
     def model_update(self, *args, **kwargs):
         with state.lock:
             state.model_updates += 1
+            state.model_statuses.append(self.status)
         return self
 
     def item_download(self, local_path=None, overwrite=False, **kwargs):
@@ -143,10 +240,32 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
 
     def artifacts_upload(self, filepath=None, **kwargs):
         state.artifact_uploads.append(filepath)
+        if self.model is None or filepath is None:
+            return []
+        # As the SDK uploads 'folder/*': the folder's files, recursively, under the model's artifacts.
+        source = os.path.dirname(filepath) if filepath.endswith("*") else filepath
+        shutil.copytree(source, state.artifacts_dir(self.model.id), dirs_exist_ok=True)
+        self.model.model_artifacts = [
+            dl.Artifact.from_json(
+                _json={"id": relative, "type": "file", "name": os.path.basename(relative),
+                       "filename": f"/artifacts/models/{self.model.name}/{relative}"},
+                client_api=dl.client_api,
+            )
+            for relative in sorted(state.artifact_files(self.model.id))
+        ]
+        self.model.update()
         return []
 
     def artifacts_download(self, local_path=None, **kwargs):
+        if self.model is not None:
+            state.artifact_downloads.append(self.model.id)
+            if os.path.isdir(state.artifacts_dir(self.model.id)):
+                shutil.copytree(state.artifacts_dir(self.model.id), local_path, dirs_exist_ok=True)
         return local_path
+
+    def artifacts_delete(self, artifact_id=None, **kwargs):
+        os.remove(os.path.join(state.artifacts_dir(self.model.id), artifact_id))  # ids are relative paths here
+        return True
 
     def metrics_create(self, samples, *args, **kwargs):
         state.metrics.append(samples)
@@ -191,6 +310,7 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
     monkeypatch.setattr(dl.repositories.FeatureSets, "list", feature_sets_list)
     monkeypatch.setattr(dl.repositories.FeatureSets, "create", feature_sets_create)
     monkeypatch.setattr(dl.repositories.Features, "create", features_create)
+    monkeypatch.setattr(dl.repositories.Artifacts, "delete", artifacts_delete)
     if hasattr(dl.repositories, "Metrics"):
         monkeypatch.setattr(dl.repositories.Metrics, "create", metrics_create)
     return state

@@ -24,17 +24,10 @@ from adapter.dataset import DatasetError, load_subset
 from adapter.hub import HubModelUnavailable
 from adapter.items import local_video
 from adapter.loading import METADATA_FILENAME, find_finetuned, load_model
-from adapter.training import (
-    BEST_CHECKPOINT,
-    CHECKPOINTS_DIRNAME,
-    CURVES_FILENAME,
-    HISTORY_FILENAME,
-    LAST_CHECKPOINT,
-    build_training_model,
-    make_dataset,
-    run_offline_training,
-    starting_model,
-)
+from adapter.training.model import build_training_model, starting_model
+from adapter.training.offline import run_offline_training
+from adapter.training.outputs import BEST_CHECKPOINT, CHECKPOINTS_DIRNAME, CURVES_FILENAME, HISTORY_FILENAME, LAST_CHECKPOINT
+from adapter.training.pipeline import make_dataset
 from tests.conftest import model_entity
 from tests.motion_dataset import write_motion_dataset
 
@@ -73,7 +66,7 @@ def test_stream_mode_refuses_to_train_before_reading_any_data(platform, tmp_path
 def test_a_subset_with_no_usable_sample_fails_before_any_model_is_built(platform, tmp_path, monkeypatch):
     data = write_motion_dataset(tmp_path / "data", train_per_class=1, validation_per_class=1, frames=4)
     adapter = bound_adapter(SMALL, labels=["up", "down"])  # none of the data's labels
-    monkeypatch.setattr("adapter.training.starting_model", lambda *a: pytest.fail("built a model"))
+    monkeypatch.setattr("adapter.training.model.starting_model", lambda *a: pytest.fail("built a model"))
 
     with pytest.raises(DatasetError, match=r"'train'.*no usable sample"):
         adapter.train(data.root, str(tmp_path / "out"))
@@ -97,9 +90,9 @@ def test_pretrained_start_never_falls_back_to_random_weights(platform, motion_da
 
 
 def _head_weights(model):
-    from adapter.training import _classifier_head
+    from adapter.training.model import classifier_head
 
-    head = _classifier_head(model)
+    head = classifier_head(model)
     return head._head.get_weights(), head._classifier.get_weights()
 
 
@@ -107,7 +100,7 @@ def test_training_starts_from_the_pretrained_backbone_with_a_head_for_the_label_
     from adapter.config import MovinetConfig
 
     config = MovinetConfig.from_dict({**SMALL, "dropout_rate": 0.3})
-    start = starting_model(object(), config)  # nothing loaded yet: the hub model
+    start = starting_model(config)  # nothing loaded yet: the hub model
     pretrained_backbone = [w.copy() for w in start.model.backbone.get_weights()]
     pretrained_projection, _ = _head_weights(start.model)
 
@@ -131,8 +124,8 @@ def test_pretrained_false_trains_from_random_initialisation_and_says_so(caplog):
     from adapter.config import MovinetConfig
 
     config = MovinetConfig.from_dict({**SMALL, "pretrained": False})
-    with caplog.at_level(logging.WARNING, logger="adapter.training"):
-        assert starting_model(object(), config) is None
+    with caplog.at_level(logging.WARNING, logger="adapter.training.model"):
+        assert starting_model(config) is None
     assert any("random initialisation" in r.getMessage() for r in caplog.records)
     model = build_training_model(config, LABELS, None)
     assert model(tf.zeros([2, 4, 32, 32, 3])).shape == (2, 2)

@@ -1,0 +1,12 @@
+"""Fine-tuning in base mode, one module per job.
+
+- pipeline: labelled samples -> tf.data batches of clips (parallel decoding, prefetch).
+- model: the label map training uses, the model it starts from, the new head, compile.
+- callbacks: the Keras callbacks of a run (checkpoints, history and curves, epoch log, metrics sink).
+- curves: the training-curves picture.
+- fit: the fit loop. It gets everything explicitly (configuration, label map, starting
+  weights, a metrics sink) in a TrainingJob; MovinetAdapter is the only place that knows
+  the platform objects and builds that job from them.
+- outputs: what a run leaves in output_path, and save() of the fine-tuned model.
+- offline: `python -m adapter train`, the same hooks without a platform.
+"""

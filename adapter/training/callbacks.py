@@ -1,0 +1,182 @@
+"""The Keras callbacks of a training run: checkpoints, history and curves, metrics sink, epoch log."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from typing import Callable
+
+import tf_keras
+from tqdm import tqdm
+
+from adapter.loading import FineTunedInfo, save_finetuned
+from adapter.training.curves import plot_training_curves
+
+logger = logging.getLogger(__name__)
+
+# Keras log key -> (figure, legend) of the platform's training plots
+PLATFORM_METRICS = {
+    "loss": ("loss", "train"),
+    "val_loss": ("loss", "validation"),
+    "accuracy": ("accuracy", "train"),
+    "val_accuracy": ("accuracy", "validation"),
+}
+
+# (epoch, [(figure, legend, value)]) -> whether the receiver accepted them (False: it refused)
+MetricsSink = Callable[[int, list[tuple[str, str, float]]], bool]
+
+
+class EpochReporter(tf_keras.callbacks.Callback):
+    """The epoch's metrics in the log, then the platform's epoch callback; a progress bar on a terminal.
+
+    In a service (stderr not a terminal) there is no bar: its carriage-return fragments
+    would clutter the service log, which gets the one line per epoch.
+    """
+
+    def __init__(self, num_epochs: int, steps: int, on_epoch_end_callback: Callable[[int, int], None] | None = None):
+        super().__init__()
+        self.num_epochs = num_epochs
+        self.steps = steps
+        self.on_epoch_end_callback = on_epoch_end_callback
+        self._bar = None
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+        if sys.stderr.isatty():
+            self._bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.num_epochs}", unit="batch", leave=False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar is None:
+            return
+        self._bar.update(1)
+        if logs and "loss" in logs:
+            self._bar.set_postfix(loss=f"{logs['loss']:.4f}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._close_bar()
+        logs = logs or {}
+        values = ", ".join(f"{key} {logs[key]:.4f}" for key in PLATFORM_METRICS if key in logs)
+        logger.info("Epoch %d/%d: %s (%.1f s)", epoch + 1, self.num_epochs, values, time.perf_counter() - self._started)
+        if self.on_epoch_end_callback is not None:
+            self.on_epoch_end_callback(epoch, self.num_epochs)
+
+    def on_train_end(self, logs=None):
+        self._close_bar()
+
+    def _close_bar(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class EpochMetrics(tf_keras.callbacks.Callback):
+    """Hands each epoch's losses and accuracies to a metrics sink (the platform's training plots)."""
+
+    def __init__(self, sink: MetricsSink):
+        super().__init__()
+        self.sink = sink
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        values = []
+        for key, (figure, legend) in PLATFORM_METRICS.items():
+            if key not in logs:
+                continue
+            value = float(logs[key])
+            if math.isfinite(value):
+                values.append((figure, legend, value))
+            else:  # the platform rejects NaN/inf or plots them badly: a gap is honest
+                logger.warning("Epoch %d %s is %s: not sent to the platform's %s plot", epoch + 1, key, value, figure)
+        if not values:
+            return
+        try:
+            sent = self.sink(epoch, values)
+        except Exception as err:  # a lost plot point must not end a training run
+            logger.warning("Could not send epoch %d metrics to the platform: %s", epoch, err)
+        else:
+            if sent is False:
+                logger.warning("The platform did not accept epoch %d metrics", epoch)
+
+
+class BestCheckpoint(tf_keras.callbacks.Callback):
+    """Checkpoints every epoch (last) and the best by validation accuracy (ties: lower validation loss)."""
+
+    def __init__(
+        self,
+        best_dir: str,
+        last_dir: str,
+        info: FineTunedInfo,
+        best_epoch: int | None = None,
+        best_val_accuracy: float = float("nan"),
+        best_val_loss: float = float("inf"),
+    ):
+        """best_*: the record so far of a resumed run (its best epoch is already in best_dir)."""
+        super().__init__()
+        self.best_dir = best_dir
+        self.last_dir = last_dir
+        self.info = info
+        self.best_epoch = best_epoch
+        self.best_key: tuple[float, float] | None = (
+            (best_val_accuracy, -best_val_loss) if best_epoch is not None else None
+        )
+        self.best_val_accuracy = best_val_accuracy
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        save_finetuned(self.model, self.last_dir, self.info)
+        accuracy = float(logs.get("val_accuracy", float("nan")))
+        key = (accuracy, -float(logs.get("val_loss", float("inf"))))
+        if self.best_key is None or key > self.best_key:
+            self.best_key, self.best_epoch, self.best_val_accuracy = key, epoch, accuracy
+            save_finetuned(self.model, self.best_dir, self.info)
+
+
+class TrainingCurves(tf_keras.callbacks.Callback):
+    """Redraws the loss and accuracy curves (PNG) and the history (JSON) after every epoch.
+
+    The JSON names the run and says whether it finished (finish()), so a resume state of a
+    finished run is recognised as stale.
+    """
+
+    def __init__(
+        self,
+        png_path: str,
+        json_path: str,
+        best: BestCheckpoint,
+        run_id: str,
+        history: dict[str, list[float]] | None = None,
+    ):
+        """history: the epochs so far of a resumed run."""
+        super().__init__()
+        self.png_path = png_path
+        self.json_path = json_path
+        self.best = best
+        self.run_id = run_id
+        self.history: dict[str, list[float]] = {key: list(values) for key, values in (history or {}).items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.write(finished=False)
+
+    def write(self, finished: bool) -> None:
+        """Write the history JSON and the curves PNG.
+
+        Args:
+            finished: whether the run ended (its kept epoch is final).
+
+        Returns:
+            None.
+        """
+        record = {
+            "run_id": self.run_id,
+            "finished": finished,
+            "best_epoch": self.best.best_epoch,
+            "history": self.history,
+        }
+        with open(self.json_path, "w") as file:
+            json.dump(record, file, indent=2)
+        plot_training_curves(self.history, self.png_path, best_epoch=self.best.best_epoch)

@@ -1,0 +1,218 @@
+"""The fit loop: a TrainingJob (everything the run needs, given explicitly) -> fitted model in output_path.
+
+fine_tune() reads the train and validation subsets that prepare_data downloaded
+(adapter.dataset), builds the model from the job's starting weights with a head sized to
+the label map, and fits with Keras. Each epoch its losses and accuracies go to the job's
+metrics sink, the SDK's on_epoch_end_callback is called, the epoch is checkpointed in
+output_path, and the training-curves picture is redrawn. The epoch with the best
+validation accuracy is kept; the caller loads it from TrainingResult.checkpoint_dir.
+
+With a resume state (adapter.training.resume) the run restores the failed run's last
+epoch (weights and optimizer), its best-so-far record and history, and continues at the
+next epoch instead of starting over.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from typing import Callable
+
+import tensorflow as tf
+import tf_keras
+
+from adapter.config import MovinetConfig
+from adapter.dataset import RangeCache, load_subset
+from adapter.loading import DEFAULT_WEIGHTS_FILENAME, FineTunedInfo, LoadedModel
+from adapter.training.callbacks import BestCheckpoint, EpochMetrics, EpochReporter, MetricsSink, TrainingCurves
+from adapter.training.model import build_training_model, compile_for_training
+from adapter.training.outputs import (
+    BEST_CHECKPOINT,
+    CURVES_FILENAME,
+    HISTORY_FILENAME,
+    LAST_CHECKPOINT,
+    checkpoint_dir,
+)
+from adapter.training.pipeline import make_dataset
+from adapter.training.resume import ResumeCheckpoint, ResumeState, restore_training_state, run_settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainingJob:
+    """Everything one fine-tuning run needs; the adapter builds it from the platform's objects."""
+
+    config: MovinetConfig
+    labels: list[str]  # the label map, by class index
+    subsets: tuple[str, str]  # names of the train and validation subsets in data_path
+    # The weights to start from (None: random initialisation); called only once the data is read.
+    starting_model: Callable[[], LoadedModel | None]
+    metrics_sink: MetricsSink | None = None  # None: nothing reports to a platform (offline)
+    on_epoch_end_callback: Callable[[int, int], None] | None = None
+    seed: int | None = None  # makes the run repeatable (initialisation, shuffling, clip sampling)
+    resume: ResumeState | None = None  # a failed run's last checkpoint to continue from
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    history: dict[str, list[float]]  # Keras log key -> one value per epoch
+    best_epoch: int  # 0-based
+    best_val_accuracy: float
+    checkpoint_dir: str  # the kept (best) epoch, in the format save() writes
+    curves_path: str
+    labels: list[str]
+
+
+def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingResult:
+    """Fine-tune on data_path (prepare_data's layout); checkpoints, history and curves go to output_path.
+
+    Args:
+        data_path: the folder with the job's train and validation subsets.
+        output_path: where the run's outputs go (adapter.training.outputs).
+        job: configuration, label map, starting weights, metrics sink, epoch callback, seed, resume state.
+
+    Returns:
+        The run's history and the kept epoch's checkpoint.
+    """
+    config, labels = job.config, job.labels
+    train_subset, validation_subset = job.subsets
+    train_samples = load_subset(data_path, train_subset, labels).samples
+    validation_samples = load_subset(data_path, validation_subset, labels).samples
+
+    if job.seed is not None:
+        tf_keras.utils.set_random_seed(job.seed)
+    resume = job.resume
+    model = _resumed_model(config, labels, resume) if resume is not None else None
+    if model is None:
+        resume = None
+        model = build_training_model(config, labels, job.starting_model())
+        compile_for_training(model, config)
+
+    # At least one full batch per epoch, however few training samples there are.
+    train_batch = min(config.batch_size, len(train_samples))
+    steps = len(train_samples) // train_batch
+    # Training ranges are decoded once into a frame cache; validation clips are fixed and
+    # cached by tf.data itself.
+    cache_dir = tempfile.mkdtemp(prefix="movinet-frames-")
+    range_cache = RangeCache(cache_dir, imgz=config.imgz, fps=config.frame_rate)
+    train_data = make_dataset(
+        train_samples, config, training=True, batch_size=train_batch, seed=job.seed, cache=range_cache
+    )
+    validation_data = make_dataset(validation_samples, config, training=False)
+
+    os.makedirs(output_path, exist_ok=True)
+    info = FineTunedInfo(
+        model_id=config.model_id,
+        model_mode="base",
+        labels=list(labels),
+        imgz=config.imgz,
+        n_frames=config.n_frames,
+        fps=config.frame_rate,
+        weights_filename=config.weights_filename or DEFAULT_WEIGHTS_FILENAME,
+    )
+    best_dir, last_dir = checkpoint_dir(output_path, BEST_CHECKPOINT), checkpoint_dir(output_path, LAST_CHECKPOINT)
+    if resume is None:
+        run_id, initial_epoch = uuid.uuid4().hex, 0
+        best = BestCheckpoint(best_dir, last_dir, info)
+    else:
+        run_id, initial_epoch = resume.run_id, resume.epochs_done
+        _carry_best_checkpoint(resume, best_dir)
+        best = BestCheckpoint(
+            best_dir, last_dir, info, resume.best_epoch, resume.best_val_accuracy, resume.best_val_loss
+        )
+    curves = TrainingCurves(
+        os.path.join(output_path, CURVES_FILENAME),
+        os.path.join(output_path, HISTORY_FILENAME),
+        best,
+        run_id,
+        history=resume.history if resume is not None else None,
+    )
+    saver = ResumeCheckpoint(last_dir, run_id, config.num_epochs, run_settings(config, labels), best, curves)
+    callbacks = [best, curves, saver]
+    if job.metrics_sink is not None:
+        callbacks.append(EpochMetrics(job.metrics_sink))
+    callbacks.append(EpochReporter(config.num_epochs, steps, job.on_epoch_end_callback))
+
+    logger.info(
+        "Fine-tuning movinet-%s-base on %d training and %d validation samples (%d labels), %d epochs of %d steps, "
+        "clips of %d x %dpx frames at %g fps%s",
+        config.model_id,
+        len(train_samples),
+        len(validation_samples),
+        len(labels),
+        config.num_epochs,
+        steps,
+        config.n_frames,
+        config.imgz,
+        config.frame_rate,
+        ", backbone frozen" if config.freeze_backbone else "",
+    )
+    if resume is not None:
+        logger.info(
+            "Resuming from epoch %d of %d (the last checkpoint of the failed run, in %s; optimizer step %d, "
+            "best epoch so far %s): training continues at epoch %d",
+            resume.epochs_done,
+            config.num_epochs,
+            checkpoint_dir(resume.artifacts_path, LAST_CHECKPOINT),
+            int(model.optimizer.iterations.numpy()),
+            resume.best_epoch + 1 if resume.best_epoch is not None else "none",
+            resume.epochs_done + 1,
+        )
+    try:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.num_epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    finally:
+        logger.debug("Frame cache: %.1f MiB in %s (removed)", range_cache.size_bytes() / 2**20, cache_dir)
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    curves.write(finished=True)
+
+    logger.info(
+        "Kept epoch %d/%d (validation accuracy %.4f); checkpoints in %s, training curves in %s",
+        best.best_epoch + 1,
+        config.num_epochs,
+        best.best_val_accuracy,
+        os.path.dirname(best.best_dir),
+        curves.png_path,
+    )
+    return TrainingResult(
+        history=curves.history,
+        best_epoch=best.best_epoch,
+        best_val_accuracy=best.best_val_accuracy,
+        checkpoint_dir=best.best_dir,
+        curves_path=curves.png_path,
+        labels=list(labels),
+    )
+
+
+def _resumed_model(config: MovinetConfig, labels: list[str], state: ResumeState) -> tf_keras.Model | None:
+    """The compiled model with the failed run's last weights and optimizer state; None when they do not fit."""
+    model = build_training_model(config, labels, None)
+    compile_for_training(model, config)
+    try:
+        restore_training_state(model, state, config)
+    except (OSError, ValueError, AssertionError, tf.errors.OpError) as err:
+        logger.warning(
+            "Could not restore the resume state in %s (%s): training from the start",
+            checkpoint_dir(state.artifacts_path, LAST_CHECKPOINT),
+            err,
+        )
+        return None
+    return model
+
+
+def _carry_best_checkpoint(state: ResumeState, best_dir: str) -> None:
+    """Bring the failed run's best epoch into this run's output, so it is still kept if no later epoch beats it."""
+    source = checkpoint_dir(state.artifacts_path, BEST_CHECKPOINT)
+    if state.best_epoch is None or os.path.realpath(source) == os.path.realpath(best_dir):
+        return
+    shutil.copytree(source, best_dir, dirs_exist_ok=True)

@@ -1,0 +1,153 @@
+"""The model a run trains: its label map, what it starts from, the head surgery, compile."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import tf_keras
+from official.projects.movinet.modeling import movinet_layers
+
+from adapter import network
+from adapter.config import ConfigError, MovinetConfig
+from adapter.loading import LoadedModel, load_model
+
+logger = logging.getLogger(__name__)
+
+
+def check_trainable(config: MovinetConfig) -> None:
+    """Only base models train; say so (naming the key) before any data is read.
+
+    Args:
+        config: the run's configuration.
+
+    Returns:
+        None; raises ConfigError for a stream model.
+    """
+    if config.model_mode != "base":
+        raise ConfigError(
+            f"Fine-tuning trains base models only, but this model has model_mode={config.model_mode!r}. "
+            "Set the configuration key 'model_mode' to 'base' to fine-tune (stream models cannot be trained here)."
+        )
+
+
+def training_labels(labels: Sequence[str] | None) -> list[str]:
+    """The label map to train for, checked: present, each label once.
+
+    Args:
+        labels: the model's label map (MovinetAdapter: the model's labels, else id_to_label_map).
+
+    Returns:
+        The labels, by class index; ConfigError when there are none or one repeats.
+    """
+    if not labels:
+        raise ConfigError(
+            "The model has no label map to train for: set the model's labels "
+            "(or the configuration key 'id_to_label_map')"
+        )
+    labels = list(labels)
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(f"The model's labels {duplicates!r} appear more than once; each class needs one label")
+    return labels
+
+
+def classifier_head(model: tf_keras.Model) -> movinet_layers.ClassifierHead:
+    """The one ClassifierHead of a MovinetClassifier.
+
+    Args:
+        model: a MovinetClassifier.
+
+    Returns:
+        Its classifier head layer.
+    """
+    heads = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
+    if len(heads) != 1:
+        raise ValueError("expected a MovinetClassifier with one classifier head")
+    return heads[0]
+
+
+def starting_model(
+    config: MovinetConfig, loaded: LoadedModel | None = None, loaded_config: MovinetConfig | None = None
+) -> LoadedModel | None:
+    """What training starts from: the model the adapter loaded, or the hub model; None for random init.
+
+    Args:
+        config: the run's configuration (variant, pretrained).
+        loaded: the model the adapter holds (load() of the model's artifacts), if any.
+        loaded_config: the configuration it was loaded with.
+
+    Returns:
+        The starting model, or None when pretrained is false.
+    """
+    if not config.pretrained:
+        logger.warning(
+            "pretrained is false: training movinet-%s-base from random initialisation, not from pretrained "
+            "weights (expect far more data and epochs to be needed)",
+            config.model_id,
+        )
+        return None
+    if loaded is not None and loaded_config is not None and (loaded_config.model_id, loaded_config.model_mode) == (
+        config.model_id,
+        config.model_mode,
+    ):
+        return loaded
+    # Not loaded yet (or loaded for another variant): the pretrained hub model. If it cannot be
+    # had, hub.py's error propagates; training never falls back to random weights silently.
+    # (Its Kinetics labels are irrelevant: the head is replaced.)
+    return load_model(config, None)
+
+
+def build_training_model(config: MovinetConfig, labels: Sequence[str], start: LoadedModel | None) -> tf_keras.Model:
+    """The base classifier to train: the starting model's backbone and a head sized to labels.
+
+    The head's feature projection is carried over from the starting model (it is not tied
+    to the classes); its class layer is new, unless the starting model is already
+    fine-tuned on exactly these labels, in which case training continues from it whole.
+
+    Args:
+        config: variant, dropout_rate and freeze_backbone.
+        labels: the label map (one output per label).
+        start: the starting model, or None for random initialisation.
+
+    Returns:
+        The (uncompiled) Keras classifier.
+    """
+    backbone = start.model.backbone if start is not None else None
+    model = network.build_classifier(
+        config.model_id, "base", num_classes=len(labels), backbone=backbone, dropout_rate=config.dropout_rate
+    )
+    if start is not None:
+        source_head, new_head = classifier_head(start.model), classifier_head(model)
+        # ClassifierHead keeps its projection and class layer as _head and _classifier.
+        parts = [(source_head._head, new_head._head)]  # noqa: SLF001
+        same_classes = start.finetuned is not None and list(start.labels) == list(labels)
+        if same_classes:
+            parts.append((source_head._classifier, new_head._classifier))  # noqa: SLF001
+        for source, target in parts:
+            target.set_weights(source.get_weights())
+        logger.info(
+            "Starting from %s with %s",
+            start.source,
+            "its head (same labels)" if same_classes else f"a new head for {len(labels)} classes",
+        )
+    if config.freeze_backbone:
+        # Frozen batch norm also runs in inference mode (Keras 2), keeping the pretrained statistics.
+        model.backbone.trainable = False
+    return model
+
+
+def compile_for_training(model: tf_keras.Model, config: MovinetConfig) -> None:
+    """Adam at the configured learning rate, cross-entropy on logits, accuracy.
+
+    Args:
+        model: the classifier from build_training_model.
+        config: its learning_rate.
+
+    Returns:
+        None; the model is compiled in place.
+    """
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )

@@ -1,0 +1,147 @@
+"""Training input: labelled samples -> tf.data batches of (clips, label indices).
+
+tf.data maps sample -> clip in parallel and prefetches, so clips are ready before the step
+needs them. A clip is decoded, resampled and preprocessed by adapter.dataset (the same
+preprocess_frame as predict); training ranges are decoded once, in the first epoch, into a
+frame cache (dataset.RangeCache) that later epochs slice, as decoding every clip again
+costs more CPU than two cores can hide behind the model (benchmarks/train_throughput.py).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from adapter.config import MovinetConfig
+from adapter.dataset import RangeCache, Sample, read_clip
+from adapter.preprocessing import CENTRE
+
+# Validation clips are identical every epoch, so they are decoded once and kept in memory
+# when they fit in this much.
+VALIDATION_CACHE_BYTES = 512 * 2**20
+
+# Photometric jitter of training clips (augment): one draw per clip, the same for all its
+# frames, so motion between frames is untouched. No horizontal flip: it would turn a
+# left-moving clip into a right-moving one, and direction can be what the labels mean.
+BRIGHTNESS_JITTER = 0.1  # added, in [0, 1] pixel units
+CONTRAST_JITTER = 0.2  # scale about the clip's mean, 1 +/- this
+
+
+class ClipLoader:
+    """Reads one sample's clip inside tf.data (called through tf.numpy_function).
+
+    Training clips start at a random place in their range; with augment they also get a
+    random crop position and photometric jitter. Each draw comes from the per-clip seed
+    tf.data passes in, so a seeded run is repeatable whatever the thread interleaving.
+    Validation clips are centred, centre-cropped and never jittered. With a RangeCache,
+    clips come from each range's frames decoded once instead of from the video.
+    """
+
+    def __init__(
+        self, samples: Sequence[Sample], config: MovinetConfig, *, training: bool, cache: RangeCache | None = None
+    ):
+        self.samples = list(samples)
+        self.config = config
+        self.training = training
+        self.augment = training and config.augment
+        self.cache = cache
+
+    def clip(self, index: int, seed: int) -> tuple[np.ndarray, int]:
+        """One clip of a sample.
+
+        Args:
+            index: the sample's position in the samples list.
+            seed: the per-clip seed every random draw of this clip comes from.
+
+        Returns:
+            (frames, label index): n_frames x imgz x imgz x 3 float32 in [0, 1], and the sample's class.
+        """
+        sample = self.samples[index]
+        rng = np.random.default_rng(seed)
+        start_fraction = rng.uniform() if self.training else 0.5
+        crop_position = tuple(rng.uniform(size=2)) if self.augment else CENTRE
+        if self.cache is not None:
+            clip = self.cache.clip(
+                sample, n_frames=self.config.n_frames, start_fraction=start_fraction, crop_position=crop_position
+            )
+        else:
+            clip = read_clip(
+                sample,
+                n_frames=self.config.n_frames,
+                imgz=self.config.imgz,
+                fps=self.config.frame_rate,
+                start_fraction=start_fraction,
+                crop_position=crop_position,
+            )
+        frames = clip.frames
+        if self.augment:
+            frames = jitter_clip(frames, rng)
+        return frames, sample.label_index
+
+    def __call__(self, index, seed):
+        # numpy_function hands over numpy scalars; seeds arrive as any int64.
+        frames, label = self.clip(int(index), int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+        return frames, np.int32(label)
+
+
+def jitter_clip(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Small brightness and contrast change, the same for every frame of the clip.
+
+    Args:
+        frames: the clip, float32 in [0, 1].
+        rng: where the contrast and brightness draws come from.
+
+    Returns:
+        The jittered clip, clipped to [0, 1].
+    """
+    contrast = 1.0 + rng.uniform(-CONTRAST_JITTER, CONTRAST_JITTER)
+    brightness = rng.uniform(-BRIGHTNESS_JITTER, BRIGHTNESS_JITTER)
+    mean = frames.mean()
+    return np.clip((frames - mean) * contrast + mean + brightness, 0.0, 1.0).astype(np.float32)
+
+
+def make_dataset(
+    samples: Sequence[Sample],
+    config: MovinetConfig,
+    *,
+    training: bool,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    cache: RangeCache | None = None,
+) -> tf.data.Dataset:
+    """Batches of (clips, label indices): parallel decoding and prefetch.
+
+    Training reshuffles every epoch and drops the last partial batch, so every step has
+    one shape (one trace of the train step); over epochs every sample is still drawn.
+
+    Args:
+        samples: the labelled ranges to draw clips from.
+        config: n_frames, imgz, fps, augment and the default batch_size.
+        training: random starts, crops and jitter, reshuffled each epoch; else fixed centred clips.
+        batch_size: overrides config.batch_size.
+        seed: makes shuffling and clip draws repeatable.
+        cache: a RangeCache to slice training clips from instead of decoding each one.
+
+    Returns:
+        A prefetching tf.data.Dataset of (float32 clips, int32 labels).
+    """
+    loader = ClipLoader(samples, config, training=training, cache=cache)
+    batch_size = batch_size or config.batch_size
+    indices = tf.data.Dataset.range(len(samples))
+    if training:
+        indices = indices.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    clip_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    clip_shape = [config.n_frames, config.imgz, config.imgz, 3]
+
+    def load(index, clip_seed):
+        frames, label = tf.numpy_function(loader, [index, clip_seed], [tf.float32, tf.int32], name="read_clip")
+        frames.set_shape(clip_shape)
+        label.set_shape([])
+        return frames, label
+
+    dataset = tf.data.Dataset.zip((indices, clip_seeds)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if not training and len(samples) * int(np.prod(clip_shape)) * 4 <= VALIDATION_CACHE_BYTES:
+        dataset = dataset.cache()
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    return dataset.prefetch(tf.data.AUTOTUNE)
