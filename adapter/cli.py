@@ -112,7 +112,7 @@ def run_predict(args) -> int:
     if args.plot:
         adapter.on_video_predicted = probability_plotter(adapter, args.plot)
     results = {}
-    for path in tqdm(args.videos, desc="videos", unit="video"):
+    for path in tqdm(args.videos, desc="videos", unit="video", disable=None):
         (collection,) = adapter.predict([local_video(path)])
         annotations = collection.to_json()["annotations"]
         results[path] = annotations

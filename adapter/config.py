@@ -74,6 +74,8 @@ class MovinetConfig:
     hub_handle: str | None = None
     # Also label each clip (base) or window (stream) over its own frame range.
     temporal_annotations: bool = False
+    # evaluate_model scores top-1 whole-video annotations; temporal ones only when this asks.
+    evaluate_temporal_annotations: bool = False
     # Fine-tuning.
     freeze_backbone: bool = False
     pretrained: bool = True
@@ -161,7 +163,7 @@ class MovinetConfig:
         if self.fps is not None:
             _check_number(self, "fps", exclusive_minimum=0.0)
         _check_number(self, "dropout_rate", minimum=0.0, exclusive_maximum=1.0)
-        for key in ("temporal_annotations", "freeze_backbone", "pretrained", "augment"):
+        for key in ("temporal_annotations", "evaluate_temporal_annotations", "freeze_backbone", "pretrained", "augment"):
             _check_bool(self, key)
         for key in ("hub_handle", "weights_filename"):
             value = getattr(self, key)

@@ -18,6 +18,7 @@ from adapter import items as item_inputs
 from adapter.annotations import build_annotations
 from adapter.clips import Clip, base_clips, stream_windows
 from adapter.config import MovinetConfig
+from adapter.dataset_runs import DatasetRun, progress_bars_on_terminal_only
 from adapter.errors import MovinetError
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
 from adapter.loading import LoadedModel, load_model
@@ -68,6 +69,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
         self.on_video_predicted = None
         self._artifacts_path: str | None = None  # what load() was given: where a resume state may be
         self._finished_output: str | None = None  # output_path of the last train() that finished
+        self._failed_item_ids: set[str] = set()  # items of this predict_items call that failed
+        self._dataset_run: DatasetRun | None = None  # set during predict_dataset and evaluate_model
+        self._evaluating = False
         super().__init__(model_entity=model_entity)
 
     # ------------------------------------------------------------------ configuration
@@ -199,15 +203,66 @@ class MovinetAdapter(dl.BaseModelAdapter):
         return item_inputs.download_item(item)
 
     def predict_items(self, items: list, batch_size=None, **kwargs):
-        """The SDK's flow, then one error naming every video that failed (after the others)."""
+        """The SDK's flow, then one error naming every video that failed (after the others).
+
+        Inside predict_dataset or evaluate_model the failures go to the run's report instead,
+        so the remaining pages are still predicted (and scored).
+        """
         self.failures = []
-        result = super().predict_items(items, batch_size=batch_size, **kwargs)
-        if self.failures:
+        self._failed_item_ids = set()
+        with progress_bars_on_terminal_only():
+            result = super().predict_items(items, batch_size=batch_size, **kwargs)
+        if self._dataset_run is not None:
+            self._dataset_run.record(len(items), self.failures)
+        elif self.failures:
             raise PredictionFailed(self.failures)
         return result
 
+    def _upload_model_annotations(self, item, predictions):
+        if item.id in self._failed_item_ids:
+            # The SDK would delete this model's earlier annotations and upload none: keep them.
+            logger.info("Kept the earlier annotations of item %r (id %s): its video failed", item.name, item.id)
+            return dl.AnnotationCollection(item=item)
+        return super()._upload_model_annotations(item, predictions)
+
     def predict(self, batch, **kwargs):
-        return self._each_video(batch, self.predict_video, lambda video: dl.AnnotationCollection(item=video.item))
+        failed_before = len(self.failures)
+        collections = self._each_video(batch, self.predict_video, lambda video: dl.AnnotationCollection(item=video.item))
+        logger.info("Predicted a batch of %d video(s), %d failed", len(batch), len(self.failures) - failed_before)
+        return collections
+
+    def predict_dataset(self, dataset, filters=None, batch_size=None, progress=None, **kwargs):
+        """The SDK's flow over the filtered items; failed items are reported, not fatal.
+
+        Returns:
+            The run's report: {"items", "succeeded", "failed": [{"item", "reason"}]}.
+        """
+        run = self._dataset_run = DatasetRun("prediction")
+        try:
+            super().predict_dataset(dataset, filters=filters, batch_size=batch_size, progress=progress, **kwargs)
+        finally:
+            self._dataset_run = None
+        return run.finish()
+
+    def evaluate_model(self, model, dataset, filters=None, progress=None, context=None):
+        """The SDK's flow: predict top-1 over the filtered items (failed ones reported), then score.
+
+        Returns:
+            (model, dataset), as the SDK's.
+        """
+        from adapter.devices import check_devices
+
+        check_devices("evaluation")
+        self._dataset_run, self._evaluating = DatasetRun("evaluation"), True
+        try:
+            return super().evaluate_model(model, dataset, filters=filters, progress=progress, context=context)
+        finally:
+            self._dataset_run, self._evaluating = None, False
+
+    def evaluate(self, model, dataset, filters):
+        if self._dataset_run is not None:
+            self._dataset_run.finish()  # nothing to score when every item failed
+        return super().evaluate(model, dataset, filters)
 
     def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:
         """process(video) for each video; a failure is logged, recorded and answered by failed_result(video)."""
@@ -215,14 +270,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
         for video in batch:
             try:
                 results.append(process(video))
-            except (VideoError, item_inputs.ItemError) as err:
-                # Bad input: the message already names the video and the reason.
-                logger.error("%s", err)
-                self.failures.append((video.name, str(err)))
-                results.append(failed_result(video))
             except Exception as err:
-                logger.error("Processing failed for %s:\n%s", video.name, traceback.format_exc())
-                self.failures.append((video.name, f"{type(err).__name__}: {err}"))
+                if isinstance(err, (VideoError, item_inputs.ItemError)):
+                    # Bad input: the message already names the video and the reason.
+                    logger.error("%s", err)
+                    self.failures.append((video.name, str(err)))
+                else:
+                    logger.error("Processing failed for %s:\n%s", video.name, traceback.format_exc())
+                    self.failures.append((video.name, f"{type(err).__name__}: {err}"))
+                if video.item is not None:
+                    self._failed_item_ids.add(video.item.id)
                 results.append(failed_result(video))
             finally:
                 video.cleanup()
@@ -266,8 +323,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
             self.loaded.labels,
             item=item,
             num_frames=reader.num_frames,
-            top_k=self.config.top_k,
-            temporal=self.config.temporal_annotations,
+            # Evaluation scores each whole-video annotation: top-1 only, or precision could not pass 1/top_k.
+            top_k=1 if self._evaluating else self.config.top_k,
+            temporal=self.config.evaluate_temporal_annotations if self._evaluating else self.config.temporal_annotations,
             model_name=entity.name if entity is not None else None,
             model_id=entity.id if entity is not None else None,
         )
@@ -281,7 +339,10 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if config.embeddings_size is None:
             # The SDK sizes the feature set with this key (256 when absent) and skips other lengths.
             self.configuration["embeddings_size"] = size
-        result = super().embed_items(items, upload_features=upload_features, batch_size=batch_size, progress=progress, **kwargs)
+        with progress_bars_on_terminal_only():
+            result = super().embed_items(
+                items, upload_features=upload_features, batch_size=batch_size, progress=progress, **kwargs
+            )
         if self.failures:
             raise EmbeddingFailed(self.failures)
         return result

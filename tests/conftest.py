@@ -164,10 +164,11 @@ class OfflinePlatform:
         return self.datasets[dataset_id]
 
     def matching_items(self, dataset_id: str, filters) -> list[dict]:
-        """The dataset's items whose subset tags the filters ask for."""
-        query = json.dumps(filters.prepare() if hasattr(filters, "prepare") else filters)
-        wanted = set(re.findall(r'"metadata\.system\.tags\.(\w+)": true', query))
-        return [i for i in self.dataset_items[dataset_id] if wanted <= set(i["metadata"]["system"]["tags"])]
+        """The dataset's items that the filters' DQL query selects, sorted as it asks (default: by id)."""
+        query = filters.prepare() if hasattr(filters, "prepare") else (filters or {})
+        items = [i for i in self.dataset_items[dataset_id] if dql_matches(i, query.get("filter", {}))]
+        direction = (query.get("sort") or {}).get("id", "ascending")
+        return sorted(items, key=lambda item: item["id"], reverse=direction == "descending")
 
     def _serve_datasets(self):
         """The dataset calls that talk HTTP: get, item listing, export, item download; and model clone."""
@@ -179,7 +180,16 @@ class OfflinePlatform:
             return state.datasets[dataset_id]
 
         def items_list(self, filters=None, **kwargs):
-            return types.SimpleNamespace(items_count=len(state.matching_items(self.dataset.id, filters)))
+            import dtlpy as dl
+
+            query = filters.prepare() if filters is not None else {}
+            matched = state.matching_items(self.dataset.id, filters if filters is not None else {})
+            size = query.get("pageSize") or len(matched) or 1
+            start = (query.get("page") or 0) * size
+            dataset = state.datasets[self.dataset.id]
+            page = [dl.Item.from_json(_json=i, client_api=dl.client_api, dataset=dataset) for i in matched[start : start + size]]
+            # What the SDK reads of a PagedEntities: the count, the first page's items, and its pages.
+            return _Pages(len(matched), page)
 
         def export_recursive(self, dataset=None, local_path=None, filters=None, **kwargs):
             path = os.path.join(local_path, "export.json")
@@ -204,6 +214,69 @@ class OfflinePlatform:
         patch.setattr(dl.repositories.Datasets, "_export_recursive", export_recursive)
         patch.setattr(dl.repositories.Downloader, "_Downloader__thread_download", thread_download)
         patch.setattr(type(dl.client_api), "gen_request", gen_request)
+
+
+def annotation_model_names(annotation) -> set:
+    """The model names an annotation (entity or JSON) carries in metadata.user.model and metadata.system.model."""
+    metadata = annotation.metadata if hasattr(annotation, "metadata") else annotation.get("metadata", {})
+    return {(metadata.get(scope) or {}).get("model", {}).get("name") for scope in ("user", "system")} - {None}
+
+
+class _Pages:
+    """The part of dtlpy's PagedEntities the SDK uses: items_count, items (this page), iteration over pages."""
+
+    def __init__(self, items_count, page):
+        self.items_count, self.items = items_count, page
+
+    def __iter__(self):
+        return iter([self.items] if self.items else [])
+
+    def all(self):
+        return iter(self.items)
+
+
+def _dql_field(item: dict, field: str):
+    if field == "dir" and "dir" not in item:
+        return os.path.dirname(item.get("filename", "/")) or "/"
+    value = item
+    for part in field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return {"hidden": False}.get(field)
+        value = value[part]
+    return value
+
+
+def _dql_condition(value, condition) -> bool:
+    if not isinstance(condition, dict):
+        return value == condition
+    checks = {
+        "$eq": lambda v, c: v == c,
+        "$ne": lambda v, c: v != c,
+        "$in": lambda v, c: v in c,
+        "$nin": lambda v, c: v not in c,
+        "$gt": lambda v, c: v is not None and v > c,
+        "$gte": lambda v, c: v is not None and v >= c,
+        "$lt": lambda v, c: v is not None and v < c,
+        "$lte": lambda v, c: v is not None and v <= c,
+    }
+    unknown = set(condition) - set(checks)
+    if unknown:
+        raise AssertionError(f"the offline platform does not evaluate DQL operators {sorted(unknown)}")
+    return all(checks[op](value, operand) for op, operand in condition.items())
+
+
+def dql_matches(item: dict, query: dict) -> bool:
+    """Whether an item JSON matches a DQL filter ($and, $or, field equality and comparison operators)."""
+    for key, condition in query.items():
+        if key == "$and":
+            if not all(dql_matches(item, part) for part in condition):
+                return False
+        elif key == "$or":
+            if not any(dql_matches(item, part) for part in condition):
+                return False
+        elif not _dql_condition(_dql_field(item, key), condition):
+            return False
+    return True
 
 
 def subset_filters(subset: str) -> dict:
@@ -233,9 +306,14 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
             state.uploaded.setdefault(self.item.id, []).extend(annotations)
         return annotations
 
-    def annotations_delete(self, *args, **kwargs):
+    def annotations_delete(self, filters=None, **kwargs):
+        # As the platform: remove the item's annotations whose model name the filter names.
+        names = {f.values for f in (filters.or_filter_list if filters is not None else []) if f.field.endswith("model.name")}
         with state.lock:
             state.deleted.append(self.item.id)
+            state.uploaded[self.item.id] = [
+                a for a in state.uploaded.get(self.item.id, []) if annotation_model_names(a).isdisjoint(names)
+            ]
         return True
 
     def artifacts_upload(self, filepath=None, **kwargs):

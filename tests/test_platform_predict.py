@@ -1,0 +1,94 @@
+"""The platform's prediction flows through dtlpy's own code (predict_items, predict_dataset), with
+only the calls that talk HTTP replaced (tests/conftest.py): what gets uploaded, what is kept
+when a video fails, and which items a dataset run predicts."""
+from __future__ import annotations
+
+import dtlpy as dl
+import pytest
+
+from adapter import MovinetAdapter
+from adapter.dataset_runs import EveryItemFailed
+from adapter.movinet_adapter import PredictionFailed
+from tests.conftest import annotation_model_names, model_entity
+from tests.motion_dataset import write_motion_dataset
+from tests.videos import write_text_as_video, write_video
+
+SMALL = {"model_id": "a0", "model_mode": "base", "imgz": 48, "n_frames": 4, "batch_size": 2, "top_k": 3, "fps": 5}
+MODEL_NAME = "movinet-a0-platform"
+
+
+@pytest.fixture
+def adapter(hub_cache, platform) -> MovinetAdapter:
+    entity = model_entity(SMALL, name=MODEL_NAME, model_id="model-platform")
+    return MovinetAdapter(model_entity=entity)
+
+
+def this_models(annotations) -> list:
+    return [a for a in annotations if MODEL_NAME in annotation_model_names(a)]
+
+
+def test_predicting_twice_leaves_one_set_of_this_models_annotations(adapter, platform, tmp_path):
+    item = platform.add_item(write_video(tmp_path / "walk.mp4", frames=12, fps=10))
+    other_model = {"metadata": {"user": {"model": {"name": "another-model", "confidence": 0.5}}}}
+    platform.uploaded[item.id] = [other_model]
+
+    adapter.predict_items([item])
+    adapter.predict_items([item])
+
+    mine = this_models(platform.uploaded[item.id])
+    assert len(mine) == 3  # top_k video-level annotations, once
+    assert other_model in platform.uploaded[item.id]  # another model's annotations are not touched
+    for annotation in mine:
+        # What dtlpymetrics matches predictions on: the model's name and a confidence.
+        assert annotation.metadata["user"]["model"]["name"] == MODEL_NAME
+        assert 0.0 < annotation.metadata["user"]["model"]["confidence"] <= 1.0
+
+
+def test_a_failed_video_keeps_the_annotations_it_had(adapter, platform, tmp_path):
+    good = platform.add_item(write_video(tmp_path / "walk.mp4", frames=12, fps=10))
+    item = platform.add_item(write_video(tmp_path / "run.mp4", frames=12, fps=10))
+    adapter.predict_items([good, item])
+    before = list(platform.uploaded[item.id])
+    # The item's file is replaced by one that cannot be decoded (a re-upload gone wrong).
+    platform.files[item.id] = write_text_as_video(tmp_path / "broken.mp4")
+
+    with pytest.raises(PredictionFailed, match="run.mp4") as raised:
+        adapter.predict_items([good, item])
+
+    assert platform.uploaded[item.id] == before  # nothing deleted, nothing added
+    assert len(this_models(platform.uploaded[good.id])) == 3  # the good item was predicted again
+    assert [name for name, _ in raised.value.failures] == [f"item 'run.mp4' (id {item.id})"]
+
+
+@pytest.fixture
+def dataset(platform, tmp_path):
+    motion = write_motion_dataset(
+        tmp_path / "data", train_per_class=2, validation_per_class=0, frames=8, width=48, height=48, two_range_video=False
+    )
+    return platform.add_dataset(motion.root, subsets=("train",))
+
+
+def items_named(platform, dataset, prefix) -> list[str]:
+    return sorted(i["id"] for i in platform.dataset_items[dataset.id] if i["name"].startswith(prefix))
+
+
+def test_predict_dataset_predicts_only_the_filtered_items_and_reports_the_failed_one(adapter, platform, dataset, tmp_path):
+    left = items_named(platform, dataset, "left")
+    right = items_named(platform, dataset, "right")
+    platform.files[left[1]] = write_text_as_video(tmp_path / "broken.mp4")
+
+    report = adapter.predict_dataset(dataset, filters=dl.Filters(field="dir", values="/left"))
+
+    assert {item_id for item_id, annotations in platform.uploaded.items() if this_models(annotations)} == {left[0]}
+    assert not any(platform.uploaded.get(item_id) for item_id in right)  # outside the filter
+    assert report["items"] == 2 and report["succeeded"] == 1
+    name = next(i["name"] for i in platform.dataset_items[dataset.id] if i["id"] == left[1])
+    assert [entry["item"] for entry in report["failed"]] == [f"item {name!r} (id {left[1]})"]
+
+
+def test_a_dataset_run_in_which_every_item_failed_fails(adapter, platform, dataset, tmp_path):
+    for item_id in items_named(platform, dataset, "right"):
+        platform.files[item_id] = write_text_as_video(tmp_path / f"{item_id}.mp4")
+
+    with pytest.raises(EveryItemFailed, match="every one of the 2"):
+        adapter.predict_dataset(dataset, filters=dl.Filters(field="dir", values="/right"))
