@@ -8,9 +8,9 @@ in which every item failed is an error: there is nothing to keep or to score.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import os
-import sys
+import types
 from typing import Iterator, Sequence
 
 from adapter.errors import MovinetError
@@ -77,19 +77,20 @@ class DatasetRun:
 
 @contextlib.contextmanager
 def progress_bars_on_terminal_only() -> Iterator[None]:
-    """Within the block, tqdm bars (the SDK's too) show only when standard output is a terminal.
+    """Within the block, the SDK's tqdm bars show only when standard output is a terminal.
 
     A service's log is not a terminal: there the bars would be carriage-return fragments,
-    and the adapter logs a line per batch instead.
+    and the adapter logs a line per batch instead. The SDK calls tqdm.tqdm(...) through its
+    module's tqdm name; tqdm's own disable=None is exactly "off unless a terminal".
 
     Returns:
         A context manager.
     """
-    if sys.stdout.isatty() or "TQDM_DISABLE" in os.environ:
-        yield
-        return
-    os.environ["TQDM_DISABLE"] = "1"
+    from dtlpy.ml import base_model_adapter as sdk
+
+    original = sdk.tqdm
+    sdk.tqdm = types.SimpleNamespace(tqdm=functools.partial(original.tqdm, disable=None))
     try:
         yield
     finally:
-        os.environ.pop("TQDM_DISABLE", None)
+        sdk.tqdm = original

@@ -163,6 +163,18 @@ class OfflinePlatform:
         self._serve_datasets()
         return self.datasets[dataset_id]
 
+    def item_with_annotations(self, item: dict) -> dict:
+        """An item JSON as exported now: its own annotations and those uploaded to it since."""
+        uploaded = [a.to_json() if hasattr(a, "to_json") else a for a in self.uploaded.get(item["id"], [])]
+        annotations = []
+        for number, annotation in enumerate([*item.get("annotations", []), *uploaded]):
+            # The fields the platform adds to every stored annotation.
+            stored = {"creator": "offline", "createdAt": "", "updatedAt": "", "updatedBy": "offline", "metadata": {}}
+            stored.update({key: value for key, value in annotation.items() if value is not None})
+            stored.setdefault("id", f"{item['id']}-annotation-{number}")
+            annotations.append({**stored, "itemId": item["id"]})
+        return {**item, "annotations": annotations}
+
     def matching_items(self, dataset_id: str, filters) -> list[dict]:
         """The dataset's items that the filters' DQL query selects, sorted as it asks (default: by id)."""
         query = filters.prepare() if hasattr(filters, "prepare") else (filters or {})
@@ -194,7 +206,7 @@ class OfflinePlatform:
         def export_recursive(self, dataset=None, local_path=None, filters=None, **kwargs):
             path = os.path.join(local_path, "export.json")
             with open(path, "w") as file:
-                json.dump(state.matching_items(dataset.id, filters), file)
+                json.dump([state.item_with_annotations(item) for item in state.matching_items(dataset.id, filters)], file)
             yield path
 
         def thread_download(self, item, local_path=None, local_filepath=None, **kwargs):
@@ -297,7 +309,7 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
 
     def item_download(self, local_path=None, overwrite=False, **kwargs):
         source = state.files[self.id]
-        target = os.path.join(local_path, self.name)
+        target = os.path.join(local_path or tempfile.mkdtemp(prefix="offline-download-"), self.name)
         shutil.copyfile(source, target)
         return target
 

@@ -3,6 +3,9 @@ only the calls that talk HTTP replaced (tests/conftest.py): what gets uploaded, 
 when a video fails, and which items a dataset run predicts."""
 from __future__ import annotations
 
+import os
+import types
+
 import dtlpy as dl
 import pytest
 
@@ -27,7 +30,7 @@ def this_models(annotations) -> list:
     return [a for a in annotations if MODEL_NAME in annotation_model_names(a)]
 
 
-def test_predicting_twice_leaves_one_set_of_this_models_annotations(adapter, platform, tmp_path):
+def test_predicting_twice_leaves_one_set_of_this_models_annotations(adapter, platform, tmp_path, capsys):
     item = platform.add_item(write_video(tmp_path / "walk.mp4", frames=12, fps=10))
     other_model = {"metadata": {"user": {"model": {"name": "another-model", "confidence": 0.5}}}}
     platform.uploaded[item.id] = [other_model]
@@ -37,6 +40,7 @@ def test_predicting_twice_leaves_one_set_of_this_models_annotations(adapter, pla
 
     mine = this_models(platform.uploaded[item.id])
     assert len(mine) == 3  # top_k video-level annotations, once
+    assert "predicting" not in capsys.readouterr().out  # no progress-bar fragments off a terminal
     assert other_model in platform.uploaded[item.id]  # another model's annotations are not touched
     for annotation in mine:
         # What dtlpymetrics matches predictions on: the model's name and a confidence.
@@ -92,3 +96,46 @@ def test_a_dataset_run_in_which_every_item_failed_fails(adapter, platform, datas
 
     with pytest.raises(EveryItemFailed, match="every one of the 2"):
         adapter.predict_dataset(dataset, filters=dl.Filters(field="dir", values="/right"))
+
+
+def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platform, dataset, tmp_path, monkeypatch):
+    import pandas as pd
+
+    items = platform.dataset_items[dataset.id]
+    # What the model predicts for each video, learnt first through the same flow.
+    adapter.predict_items([dl.Item.from_json(_json=i, client_api=dl.client_api, dataset=dataset) for i in items])
+    predicted = {i["id"]: this_models(platform.uploaded[i["id"]])[0].label for i in items}  # top-1 comes first
+    labels = adapter.loaded.labels
+    # Ground truth: right for the first two videos, a different label for the other two.
+    right_ids = sorted(predicted)[:2]
+    for item in items:
+        truth = predicted[item["id"]] if item["id"] in right_ids else next(l for l in labels if l != predicted[item["id"]])
+        for annotation in item["annotations"]:
+            annotation["label"] = truth
+    platform.uploaded.clear()
+    scores = {}
+
+    def items_upload(self, local_path=None, remote_path=None, **kwargs):
+        # The score files dtlpymetrics uploads; they are served back when it lists them.
+        name = os.path.basename(local_path)
+        scores[name] = local_path
+        item = {"id": f"score-{len(scores)}", "name": name, "filename": f"{remote_path}/{name}", "type": "file", "hidden": True}
+        platform.dataset_items[dataset.id].append(item)
+        platform.files[item["id"]] = local_path
+        return dl.Item.from_json(_json=item, client_api=dl.client_api, dataset=dataset)
+
+    monkeypatch.setattr(dl.repositories.Items, "upload", items_upload)
+    monkeypatch.setattr(dl.Dataset, "_get_ontology", lambda self: types.SimpleNamespace(labels=[]))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # dtlpymetrics writes its files to ../.dataloop
+
+    model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
+
+    assert model is adapter.model_entity
+    # One whole-video annotation per item: top-1 only.
+    assert all(len(this_models(platform.uploaded[i["id"]])) == 1 for i in items if not i.get("hidden"))
+    table = pd.read_csv(scores[f"{model.id}.csv"])
+    # One row per item: its ground truth matched with the model's single top-1 annotation.
+    assert sorted(table["item_id"]) == sorted(predicted)
+    assert table["first_id"].notna().all() and table["second_id"].notna().all()
+    assert sorted(table.loc[table["label_score"] == 1, "item_id"]) == right_ids
