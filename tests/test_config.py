@@ -74,6 +74,7 @@ BAD_VALUES = [
     ("embeddings_size", "480"),
     ("predict_embed_subset_limit", 0),
     ("predict_embed_subset_limit", "50"),
+    ("evaluate_temporal_annotations", "yes"),
 ]
 
 
