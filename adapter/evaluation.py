@@ -315,6 +315,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     # The object API, not pyplot: no global figure state, no display backend needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     counts = np.asarray(matrix, dtype=int).reshape(len(classes), len(classes))
     side = min(4 + 0.45 * len(classes), 40)
@@ -322,7 +323,9 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], classes: Sequence[str
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     image = axes.imshow(counts, cmap="Blues", vmin=0)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="videos")
+    colorbar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="videos")
+    colorbar.locator = MaxNLocator(integer=True)
+    colorbar.update_ticks()
     positions = range(len(classes))
     axes.set_xticks(positions, labels=classes, rotation=90)
     axes.set_yticks(positions, labels=classes)
