@@ -4,6 +4,8 @@
   movinet embed VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] --output FILE.json
   movinet export-hub --model-id a0 --mode base --output DIR [--checkpoint PATH] [--num-classes N]
   movinet train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
+  movinet evaluate DATA_DIR [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--subset validation]
+                   [--output FILE.json] [--plot FILE.png]
 
 `movinet` is the console script of the installed package; `python -m adapter` is the same.
 The models are the package's presets (adapter.presets), the entries dataloop.json ships,
@@ -198,6 +200,40 @@ def run_train(args) -> int:
     return 0
 
 
+def run_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from adapter import evaluation
+
+    # The folder is checked before the model loads: a wrong path fails in a second, not a minute.
+    items, skipped = evaluation.evaluation_items(args.data_dir, args.subset)
+    adapter = loaded_adapter(args)
+    scores, failed = evaluation.predict_items(
+        adapter, items, progress=lambda videos: tqdm(videos, desc="videos", unit="video", disable=None)
+    )
+    summary = evaluation.summarize(scores, adapter.loaded.labels)
+    print(f"Evaluated {args.model} on subset {args.subset!r} of {args.data_dir}")
+    print(evaluation.format_report(summary))
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}")
+    plot = args.plot or (os.path.splitext(args.output)[0] + ".png" if args.output else None)
+    if args.output:
+        report = {"data_dir": args.data_dir, "subset": args.subset, "model": args.model, "weights": args.weights}
+        report.update(summary)
+        report["failed"] = [{"item": name, "reason": reason} for name, reason in failed]
+        report["skipped"] = [{"item": name, "reason": reason} for name, reason in skipped]
+        with open(args.output, "w") as file:
+            json.dump(report, file, indent=2)
+        logger.info("Wrote the evaluation of %d video(s) to %s", len(scores), args.output)
+    if plot:
+        title = f"{args.model} on {args.subset}: top-1 accuracy {evaluation.format_ratio(summary['top1_accuracy'])}"
+        evaluation.plot_confusion_matrix(summary["confusion_matrix"], summary["classes"], plot, title=title)
+        logger.info("Wrote the confusion matrix picture to %s", plot)
+    for name, reason in failed:
+        print(f"FAILED {name}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     """The argument parser of every command.
 
@@ -245,6 +281,17 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     add_model_options(train)
     train.add_argument("--labels", help="comma-separated label map (default: sorted labels found in the train subset)")
     train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="score predictions against a subset's class annotations")
+    evaluate.add_argument("data_dir", metavar="DATA_DIR", help="a folder in the layout prepare_data downloads")
+    add_model_options(evaluate)
+    evaluate.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
+    evaluate.add_argument("--subset", default="validation", help="the subset to evaluate (default validation)")
+    evaluate.add_argument("--output", metavar="FILE.json", help="write the metrics and each video's prediction here")
+    evaluate.add_argument(
+        "--plot", metavar="FILE.png", help="write the confusion matrix picture here (default: beside --output, as .png)"
+    )
+    evaluate.set_defaults(run=run_evaluate)
     return parser
 
 

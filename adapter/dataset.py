@@ -203,6 +203,45 @@ def _check_video(path: Path, name: str) -> tuple[int | None, str | None]:
     return reader.declared_frames, None
 
 
+@dataclasses.dataclass(frozen=True)
+class AnnotatedItem:
+    """One item of a subset as its JSON describes it, before any check of the video."""
+
+    name: str  # how messages name the item (its remote path)
+    video_path: str | None  # None: the JSON names no video that is in items/
+    mimetype: str | None
+    class_ranges: list[tuple[str, object, object]]  # (label, frame, endFrame) as annotated; None: open
+
+
+def annotated_items(data_path: str | os.PathLike, subset: str) -> tuple[list[AnnotatedItem], collections.Counter]:
+    """Every item JSON of a subset with its class annotations, unchecked (evaluation judges them itself).
+
+    Args:
+        data_path: the folder prepare_data downloads into (<data_path>/<subset>/items and json).
+        subset: the subset's name, e.g. "validation".
+
+    Returns:
+        The items, in JSON path order, and the count of JSON files that could not be read (by reason).
+
+    Raises:
+        DatasetError: the subset has no json/ folder.
+    """
+    items_dir, json_dir = _subset_dirs(data_path, subset)
+    skipped: collections.Counter = collections.Counter()
+    items = []
+    for record in _read_item_jsons(json_dir, skipped):
+        video_path = _video_path(record, items_dir, json_dir)
+        items.append(
+            AnnotatedItem(
+                name=_item_name(record, json_dir),
+                video_path=str(video_path) if video_path is not None and video_path.is_file() else None,
+                mimetype=((record.item.get("metadata") or {}).get("system") or {}).get("mimetype"),
+                class_ranges=[(r.label, r.first_frame, r.last_frame) for r in _class_ranges(record.item)],
+            )
+        )
+    return items, skipped
+
+
 def _frame_number(value) -> int | None:
     """A non-negative frame number (JSON may spell 12 as 12.0), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
