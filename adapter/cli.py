@@ -6,6 +6,8 @@
   movinet train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
   movinet evaluate DATA_DIR [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--subset validation]
                    [--output FILE.json] [--plot FILE.png]
+  movinet export-tflite (--model NAME | --weights DIR) [--set KEY=VALUE]... --output FILE.tflite
+                   [--quantize none|int8] [--calibration-videos DIR]
 
 `movinet` is the console script of the installed package; `python -m adapter` is the same.
 The models are the package's presets (adapter.presets), the entries dataloop.json ships,
@@ -81,6 +83,27 @@ def offline_adapter(model_json: dict, overrides: dict):
     return adapter
 
 
+def finetuned_info(weights: str):
+    """The fine-tuned model described in --weights DIR; an error when the folder holds none.
+
+    Args:
+        weights: the folder given with --weights.
+
+    Returns:
+        Its FineTunedInfo (movinet.json).
+    """
+    from adapter.loading import METADATA_FILENAME, FineTunedFolderError, find_finetuned
+
+    try:
+        found = find_finetuned(weights)
+    except FineTunedFolderError as err:
+        raise ConfigError(f"--weights: {err}") from err
+    if found is None:
+        # Never use the pretrained model when the user asked for their own weights.
+        raise ConfigError(f"--weights {weights!r} holds no fine-tuned model ({METADATA_FILENAME} written by train/save)")
+    return found
+
+
 def loaded_adapter(args):
     """The adapter for --model/--set/--weights, loaded; refuses a --weights folder without fine-tuned weights.
 
@@ -91,15 +114,7 @@ def loaded_adapter(args):
     """
     overrides = parse_set(args.set)
     if args.weights is not None:
-        from adapter.loading import METADATA_FILENAME, FineTunedFolderError, find_finetuned
-
-        try:
-            found = find_finetuned(args.weights)
-        except FineTunedFolderError as err:
-            raise ConfigError(f"--weights: {err}") from err
-        if found is None:
-            # Never predict with the pretrained model when the user asked for their own weights.
-            raise ConfigError(f"--weights {args.weights!r} holds no fine-tuned model ({METADATA_FILENAME} written by train/save)")
+        finetuned_info(args.weights)
     adapter = offline_adapter(manifest_model(args.manifest, args.model), overrides)
     adapter.load(args.weights)
     return adapter
@@ -190,6 +205,29 @@ def run_export_hub(args) -> int:
     return 0
 
 
+def run_export_tflite(args) -> int:
+    from adapter.tflite_export import export_tflite
+
+    if args.weights is not None:
+        info = finetuned_info(args.weights)
+        args.model = f"movinet-{info.model_id}-{info.model_mode}"  # the preset the weights were trained from
+    args.model = args.model or DEFAULT_MODEL
+    adapter = loaded_adapter(args)
+    videos = []
+    if args.calibration_videos:
+        if not os.path.isdir(args.calibration_videos):
+            raise ConfigError(f"--calibration-videos {args.calibration_videos!r} is not a folder")
+        videos = sorted(
+            str(path) for path in Path(args.calibration_videos).rglob("*") if path.is_file()
+        )
+    description = export_tflite(adapter.loaded, adapter.config, args.output, args.quantize, videos)
+    print(
+        f"Wrote movinet-{description['model_id']}-{description['model_mode']} ({args.quantize}, "
+        f"{len(description['labels'])} labels) to {args.output}"
+    )
+    return 0
+
+
 def run_train(args) -> int:
     from adapter.training.offline import run_offline_training
 
@@ -274,6 +312,17 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", help="official MoViNet checkpoint to convert (default: random initialisation)")
     export.add_argument("--num-classes", type=int, default=600)
     export.set_defaults(run=run_export_hub)
+
+    tflite = commands.add_parser("export-tflite", help="write the model as a TF Lite file for the edge")
+    source = tflite.add_mutually_exclusive_group()
+    source.add_argument("--model", help=f"model entry in dataloop.json (default {DEFAULT_MODEL})")
+    source.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
+    tflite.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one configuration key (repeatable)")
+    tflite.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
+    tflite.add_argument("--output", required=True, metavar="FILE.tflite")
+    tflite.add_argument("--quantize", choices=("none", "int8"), default="none")
+    tflite.add_argument("--calibration-videos", metavar="DIR", help="videos whose frames calibrate int8 (required for int8)")
+    tflite.set_defaults(run=run_export_tflite)
 
     train = commands.add_parser("train", help="fine-tune on a folder in the Dataloop training layout")
     train.add_argument("data_dir", metavar="DATA_DIR")

@@ -291,3 +291,11 @@ def test_publish_packs_the_code_and_leaves_local_files_out(tmp_path):
               "requirements.txt", "dataloop.json"}
     assert needed <= names
     assert not [name for name in names if any(name.startswith(relative) for relative in local_files)]
+
+
+def test_installed_copy_holds_every_module_of_the_package(installed):
+    # Subpackages (adapter.training) are easy to leave out of a setuptools package list.
+    source = {path.relative_to(ROOT).as_posix() for path in (ROOT / "adapter").rglob("*.py")}
+    copied = {path.relative_to(installed).as_posix() for path in (installed / "adapter").rglob("*.py")}
+
+    assert source <= copied, sorted(source - copied)

@@ -1,0 +1,191 @@
+"""TF Lite export: the loaded model (pretrained or fine-tuned) -> a .tflite file for the edge.
+
+Stream models become a single-frame model whose states are inputs and outputs, the layout
+of the official TF Lite MoViNet stream models: call it once per frame (1 x 1 x imgz x imgz
+x 3, RGB in [0, 1]), feed back the states it returned, and start from zeros. Its "logits"
+after a frame classify everything seen so far.
+
+Quantization: "none" (float32) or "int8" (integer kernels, calibrated on frames of the
+user's videos; inputs and outputs stay float32, so the same calling code runs both).
+
+Base models are refused for now: their blocks' skip connections average-pool in 3D
+(AvgPool3D), which has no TF Lite builtin kernel (the converter asks for TF Select ops,
+which the LiteRT interpreter does not run). The label map and the input settings are written beside
+the model as FILE.json, since a .tflite file has no place for them that every runtime reads.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from adapter.config import MovinetConfig
+from adapter.errors import UsageError
+from adapter.loading import LoadedModel
+from adapter.preprocessing import preprocess_frame
+from adapter.video import VideoError, VideoReader
+
+logger = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("none", "int8")
+# Representative inputs drawn for int8 calibration (frames for stream, clips for base).
+CALIBRATION_SAMPLES = 48
+IMAGE_INPUT = "image"
+LOGITS_OUTPUT = "logits"
+
+
+class CalibrationError(UsageError):
+    """int8 export without usable calibration videos."""
+
+
+def stream_step_function(model: tf_keras.Model, imgz: int):
+    """The stream model's one-frame step as a concrete function: (image, states) -> logits and states.
+
+    Args:
+        model: a stream MovinetClassifier (output_states=True).
+        imgz: frame size the model is exported for.
+
+    Returns:
+        (concrete function, initial states as a dict of numpy arrays).
+    """
+    shape = [1, 1, imgz, imgz, 3]
+    initial = {name: value.numpy() for name, value in model.init_states(tf.constant(shape)).items()}
+    state_specs = {name: tf.TensorSpec(value.shape, value.dtype, name=name) for name, value in initial.items()}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=IMAGE_INPUT), state_specs])
+    def step(image, states):
+        logits, new_states = model({**states, "image": image}, training=False)
+        return {LOGITS_OUTPUT: logits, **new_states}
+
+    return step.get_concrete_function(), initial
+
+
+def video_frames(paths: Sequence[str], config: MovinetConfig) -> Iterator[Iterator[tuple[int, np.ndarray]]]:
+    """For each readable video, its preprocessed frames as (index, frame); unreadable ones are logged and skipped.
+
+    Args:
+        paths: video files.
+        config: gives the frame rate and size.
+
+    Returns:
+        An iterator over the videos, each an iterator of (source frame index, frame).
+    """
+    for path in paths:
+        try:
+            reader = VideoReader(path, fps=config.frame_rate, name=path)
+        except VideoError as err:
+            logger.warning("Calibration skips %s", err)
+            continue
+        yield ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader)
+
+
+def stream_calibration(model, config, paths, initial_states) -> Iterator[dict[str, np.ndarray]]:
+    """Representative inputs by name: every frame with the states the model really has there."""
+    step = tf.function(lambda states, image: model({**states, "image": image}, training=False))
+    yielded = 0
+    for frames in video_frames(paths, config):
+        states = {name: tf.constant(value) for name, value in initial_states.items()}
+        for _, frame in frames:
+            image = frame[None, None].astype(np.float32)
+            yield {IMAGE_INPUT: image, **{name: value.numpy() for name, value in states.items()}}
+            yielded += 1
+            if yielded >= CALIBRATION_SAMPLES:
+                return
+            _, states = step(states, tf.constant(image))
+
+
+def convert(concrete_function, trackable, quantize: str, representative=None) -> bytes:
+    """Convert a concrete function to a TF Lite flatbuffer.
+
+    Args:
+        concrete_function: what to convert.
+        trackable: the object owning its variables (the Keras model).
+        quantize: one of QUANTIZATIONS.
+        representative: for int8, a callable returning an iterator of {input name: array}.
+
+    Returns:
+        The .tflite file's bytes.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise UsageError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], trackable)
+    if quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+    return converter.convert()
+
+
+def export_tflite(
+    loaded: LoadedModel,
+    config: MovinetConfig,
+    output_path: str,
+    quantize: str = "none",
+    calibration_videos: Sequence[str] = (),
+) -> dict:
+    """Write loaded's model as a .tflite file and its description (labels, input) beside it.
+
+    Args:
+        loaded: the model load() resolved (pretrained or fine-tuned) with its labels.
+        config: the configuration it was loaded with (mode, imgz, n_frames, fps).
+        output_path: the .tflite file to write; FILE.json is written beside it.
+        quantize: one of QUANTIZATIONS.
+        calibration_videos: video files whose frames calibrate int8 (required for int8).
+
+    Returns:
+        The description written to FILE.json.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise UsageError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+    if config.model_mode != "stream":
+        raise UsageError(
+            f"TF Lite export takes stream models; movinet-{config.model_id}-{config.model_mode} is a base model, whose "
+            "3D average pooling (AvgPool3D) has no TF Lite builtin kernel. Export a stream model (--model "
+            f"movinet-{config.model_id}-stream), or use export-hub for a SavedModel of the base model."
+        )
+    if quantize == "int8" and not calibration_videos:
+        raise CalibrationError("--quantize int8 needs --calibration-videos: a folder of videos like the ones to classify")
+    model = loaded.model
+    function, initial_states = stream_step_function(model, config.imgz)
+
+    def samples():
+        return stream_calibration(model, config, calibration_videos, initial_states)
+
+    if quantize == "int8" and next(iter(samples()), None) is None:
+        raise CalibrationError(f"none of the {len(calibration_videos)} calibration videos could be read")
+    logger.info("Converting movinet-%s-%s to TF Lite (%s); this takes a minute or two", config.model_id, config.model_mode, quantize)
+    flatbuffer = convert(function, model, quantize, samples if quantize == "int8" else None)
+    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+    with open(output_path, "wb") as file:
+        file.write(flatbuffer)
+    description = {
+        "model_id": config.model_id,
+        "model_mode": config.model_mode,
+        "quantize": quantize,
+        "imgz": config.imgz,
+        "fps": config.frame_rate,
+        "inputs": {IMAGE_INPUT: [1, 1, config.imgz, config.imgz, 3]},
+        "states_start_at": "zeros",
+        "source": loaded.source,
+        "labels": list(loaded.labels),
+    }
+    with open(description_path(output_path), "w") as file:
+        json.dump(description, file, indent=2)
+    logger.info("Wrote %s (%.1f MiB) and %s", output_path, len(flatbuffer) / 2**20, description_path(output_path))
+    return description
+
+
+def description_path(tflite_path: str) -> str:
+    """FILE.json beside FILE.tflite.
+
+    Args:
+        tflite_path: the model file's path.
+
+    Returns:
+        The description's path.
+    """
+    return os.path.splitext(tflite_path)[0] + ".json"
