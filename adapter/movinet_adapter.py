@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import traceback
 from typing import Callable, Iterator
 
@@ -18,7 +19,7 @@ from adapter import items as item_inputs
 from adapter.annotations import build_annotations
 from adapter.clips import Clip, base_clips, stream_windows
 from adapter.config import MovinetConfig
-from adapter.dataset_runs import DatasetRun, progress_bars_on_terminal_only
+from adapter.dataset_runs import DatasetRun, downloading_annotations_to, progress_bars_on_terminal_only
 from adapter.errors import MovinetError
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
 from adapter.loading import LoadedModel, load_model
@@ -213,7 +214,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         with progress_bars_on_terminal_only():
             result = super().predict_items(items, batch_size=batch_size, **kwargs)
         if self._dataset_run is not None:
-            self._dataset_run.record(len(items), self.failures)
+            self._dataset_run.record(len(items), self.failures, self._failed_item_ids)
         elif self.failures:
             raise PredictionFailed(self.failures)
         return result
@@ -260,9 +261,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
             self._dataset_run, self._evaluating = None, False
 
     def evaluate(self, model, dataset, filters):
+        """Score with dtlpymetrics the run's items that were predicted now (failed items are left out).
+
+        Returns:
+            The model entity, as the SDK's.
+        """
         if self._dataset_run is not None:
             self._dataset_run.finish()  # nothing to score when every item failed
-        return super().evaluate(model, dataset, filters)
+            filters = self._dataset_run.scoring_filters(filters)
+        with tempfile.TemporaryDirectory(prefix="movinet-scoring-") as folder:
+            return super().evaluate(model, downloading_annotations_to(dataset, folder), filters)
 
     def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:
         """process(video) for each video; a failure is logged, recorded and answered by failed_result(video)."""

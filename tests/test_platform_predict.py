@@ -98,12 +98,42 @@ def test_a_dataset_run_in_which_every_item_failed_fails(adapter, platform, datas
         adapter.predict_dataset(dataset, filters=dl.Filters(field="dir", values="/right"))
 
 
-def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platform, dataset, tmp_path, monkeypatch):
+@pytest.fixture
+def score_uploads(platform, dataset, tmp_path, monkeypatch) -> dict:
+    """{file name: local path} of the score files dtlpymetrics uploads; they are served back when it lists them."""
+    scores = {}
+
+    def items_upload(self, local_path=None, remote_path=None, overwrite=False, **kwargs):
+        name = os.path.basename(local_path)
+        scores[name] = local_path
+        filename = f"{remote_path}/{name}"
+        stored = platform.dataset_items[dataset.id]
+        existing = [i for i in stored if i["filename"] == filename]
+        if existing and not overwrite:
+            raise AssertionError(f"{filename} exists and overwrite is off")
+        # As the platform: overwrite replaces the item at that remote path.
+        item = {"id": f"score-{name}", "name": name, "filename": filename, "type": "file", "hidden": True}
+        stored[:] = [i for i in stored if i["filename"] != filename] + [item]
+        platform.files[item["id"]] = local_path
+        return dl.Item.from_json(_json=item, client_api=dl.client_api, dataset=dataset)
+
+    monkeypatch.setattr(dl.repositories.Items, "upload", items_upload)
+    monkeypatch.setattr(dl.Dataset, "_get_ontology", lambda self: types.SimpleNamespace(labels=[]))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # dtlpymetrics writes its files to ../.dataloop
+    return scores
+
+
+def as_items(dataset, item_jsons) -> list:
+    return [dl.Item.from_json(_json=i, client_api=dl.client_api, dataset=dataset) for i in item_jsons]
+
+
+def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platform, dataset, score_uploads):
     import pandas as pd
 
     items = platform.dataset_items[dataset.id]
     # What the model predicts for each video, learnt first through the same flow.
-    adapter.predict_items([dl.Item.from_json(_json=i, client_api=dl.client_api, dataset=dataset) for i in items])
+    adapter.predict_items(as_items(dataset, items))
     predicted = {i["id"]: this_models(platform.uploaded[i["id"]])[0].label for i in items}  # top-1 comes first
     labels = adapter.loaded.labels
     # Ground truth: right for the first two videos, a different label for the other two.
@@ -113,29 +143,59 @@ def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platf
         for annotation in item["annotations"]:
             annotation["label"] = truth
     platform.uploaded.clear()
-    scores = {}
-
-    def items_upload(self, local_path=None, remote_path=None, **kwargs):
-        # The score files dtlpymetrics uploads; they are served back when it lists them.
-        name = os.path.basename(local_path)
-        scores[name] = local_path
-        item = {"id": f"score-{len(scores)}", "name": name, "filename": f"{remote_path}/{name}", "type": "file", "hidden": True}
-        platform.dataset_items[dataset.id].append(item)
-        platform.files[item["id"]] = local_path
-        return dl.Item.from_json(_json=item, client_api=dl.client_api, dataset=dataset)
-
-    monkeypatch.setattr(dl.repositories.Items, "upload", items_upload)
-    monkeypatch.setattr(dl.Dataset, "_get_ontology", lambda self: types.SimpleNamespace(labels=[]))
-    (tmp_path / "work").mkdir()
-    monkeypatch.chdir(tmp_path / "work")  # dtlpymetrics writes its files to ../.dataloop
 
     model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
 
     assert model is adapter.model_entity
     # One whole-video annotation per item: top-1 only.
     assert all(len(this_models(platform.uploaded[i["id"]])) == 1 for i in items if not i.get("hidden"))
-    table = pd.read_csv(scores[f"{model.id}.csv"])
+    table = pd.read_csv(score_uploads[f"{model.id}.csv"])
     # One row per item: its ground truth matched with the model's single top-1 annotation.
     assert sorted(table["item_id"]) == sorted(predicted)
     assert table["first_id"].notna().all() and table["second_id"].notna().all()
     assert sorted(table.loc[table["label_score"] == 1, "item_id"]) == right_ids
+
+
+def test_evaluate_model_scores_the_good_items_and_leaves_a_failed_one_out_with_its_annotations(
+    adapter, platform, dataset, score_uploads, tmp_path, caplog
+):
+    import pandas as pd
+
+    items = platform.dataset_items[dataset.id]
+    adapter.predict_items(as_items(dataset, items))  # earlier predictions: top_k (3) per item
+    broken = sorted(platform.uploaded)[1]
+    earlier = list(platform.uploaded[broken])
+    platform.files[broken] = write_text_as_video(tmp_path / "broken.mp4")
+    good = sorted(i["id"] for i in items if i["id"] != broken)
+
+    model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
+
+    table = pd.read_csv(score_uploads[f"{model.id}.csv"])
+    # The broken item's earlier top-3 are not this run's predictions: not scored; the others are.
+    assert sorted(table["item_id"]) == good
+    assert platform.uploaded[broken] == earlier  # kept as they were
+    assert all(len(this_models(platform.uploaded[item_id])) == 1 for item_id in good)
+    name = next(i["name"] for i in items if i["id"] == broken)
+    assert any(f"without item {name!r} (id {broken})" in record.getMessage() for record in caplog.records)
+
+
+def test_an_evaluation_in_which_every_item_failed_fails_before_scoring(adapter, platform, dataset, score_uploads, tmp_path):
+    for item in platform.dataset_items[dataset.id]:
+        platform.files[item["id"]] = write_text_as_video(tmp_path / f"{item['id']}.mp4")
+
+    with pytest.raises(EveryItemFailed, match="Evaluation failed for every one of the 4"):
+        adapter.evaluate_model(adapter.model_entity, dataset)
+
+    assert score_uploads == {}
+
+
+def test_a_filtered_evaluation_scores_only_its_items_even_after_an_evaluation_of_all(adapter, platform, dataset, score_uploads):
+    import pandas as pd
+
+    left = items_named(platform, dataset, "left")
+    adapter.evaluate_model(adapter.model_entity, dataset)  # every item: their annotations were downloaded once
+
+    model, _ = adapter.evaluate_model(adapter.model_entity, dataset, filters=dl.Filters(field="dir", values="/left"))
+
+    # Only this run's items: none of the earlier download's item files are scored again.
+    assert sorted(pd.read_csv(score_uploads[f"{model.id}.csv"])["item_id"]) == left
