@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import importlib
 import logging
 import types
 from typing import Iterable, Iterator, Sequence
@@ -128,22 +129,29 @@ def downloading_annotations_to(dataset, folder: str):
     return scoring_dataset
 
 
+SDK_FLOWS_MODULE = "dtlpy.ml.base_model_adapter"
+SCORING_MODULE = "dtlpymetrics.scoring.models"
+
+
 @contextlib.contextmanager
-def progress_bars_on_terminal_only() -> Iterator[None]:
-    """Within the block, the SDK's tqdm bars show only when standard output is a terminal.
+def progress_bars_on_terminal_only(module_name: str = SDK_FLOWS_MODULE) -> Iterator[None]:
+    """Within the block, a library module's tqdm bars show only when their stream is a terminal.
 
     A service's log is not a terminal: there the bars would be carriage-return fragments,
-    and the adapter logs a line per batch instead. The SDK calls tqdm.tqdm(...) through its
-    module's tqdm name; tqdm's own disable=None is exactly "off unless a terminal".
+    and the adapter logs a line per batch instead. The SDK's flows (SDK_FLOWS_MODULE) and
+    dtlpymetrics' scoring (SCORING_MODULE) call tqdm.tqdm(...) through their module's tqdm
+    name; tqdm's own disable=None is exactly "off unless a terminal".
+
+    Args:
+        module_name: the module whose tqdm calls change.
 
     Returns:
         A context manager.
     """
-    from dtlpy.ml import base_model_adapter as sdk
-
-    original = sdk.tqdm
-    sdk.tqdm = types.SimpleNamespace(tqdm=functools.partial(original.tqdm, disable=None))
+    module = importlib.import_module(module_name)
+    original = module.tqdm
+    module.tqdm = types.SimpleNamespace(tqdm=functools.partial(original.tqdm, disable=None))
     try:
         yield
     finally:
-        sdk.tqdm = original
+        module.tqdm = original

@@ -19,7 +19,12 @@ from adapter import items as item_inputs
 from adapter.annotations import build_annotations
 from adapter.clips import Clip, base_clips, stream_windows
 from adapter.config import MovinetConfig
-from adapter.dataset_runs import DatasetRun, downloading_annotations_to, progress_bars_on_terminal_only
+from adapter.dataset_runs import (
+    SCORING_MODULE,
+    DatasetRun,
+    downloading_annotations_to,
+    progress_bars_on_terminal_only,
+)
 from adapter.errors import MovinetError
 from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
 from adapter.loading import LoadedModel, load_model
@@ -269,7 +274,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if self._dataset_run is not None:
             self._dataset_run.finish()  # nothing to score when every item failed
             filters = self._dataset_run.scoring_filters(filters)
-        with tempfile.TemporaryDirectory(prefix="movinet-scoring-") as folder:
+        scoring_bars = progress_bars_on_terminal_only(SCORING_MODULE)
+        with tempfile.TemporaryDirectory(prefix="movinet-scoring-") as folder, scoring_bars:
             return super().evaluate(model, downloading_annotations_to(dataset, folder), filters)
 
     def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:

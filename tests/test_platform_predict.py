@@ -128,7 +128,7 @@ def as_items(dataset, item_jsons) -> list:
     return [dl.Item.from_json(_json=i, client_api=dl.client_api, dataset=dataset) for i in item_jsons]
 
 
-def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platform, dataset, score_uploads):
+def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platform, dataset, score_uploads, capsys):
     import pandas as pd
 
     items = platform.dataset_items[dataset.id]
@@ -154,6 +154,9 @@ def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platf
     assert sorted(table["item_id"]) == sorted(predicted)
     assert table["first_id"].notna().all() and table["second_id"].notna().all()
     assert sorted(table.loc[table["label_score"] == 1, "item_id"]) == right_ids
+    captured = capsys.readouterr()
+    # Off a terminal, neither the SDK's nor dtlpymetrics' progress bars write fragments.
+    assert "predicting" not in captured.out and "Calculating metrics" not in captured.err
 
 
 def test_evaluate_model_scores_the_good_items_and_leaves_a_failed_one_out_with_its_annotations(
@@ -179,7 +182,9 @@ def test_evaluate_model_scores_the_good_items_and_leaves_a_failed_one_out_with_i
     assert any(f"without item {name!r} (id {broken})" in record.getMessage() for record in caplog.records)
 
 
-def test_an_evaluation_in_which_every_item_failed_fails_before_scoring(adapter, platform, dataset, score_uploads, tmp_path):
+def test_an_evaluation_in_which_every_item_failed_fails_before_scoring(
+    adapter, platform, dataset, score_uploads, tmp_path
+):
     for item in platform.dataset_items[dataset.id]:
         platform.files[item["id"]] = write_text_as_video(tmp_path / f"{item['id']}.mp4")
 
@@ -189,7 +194,9 @@ def test_an_evaluation_in_which_every_item_failed_fails_before_scoring(adapter, 
     assert score_uploads == {}
 
 
-def test_a_filtered_evaluation_scores_only_its_items_even_after_an_evaluation_of_all(adapter, platform, dataset, score_uploads):
+def test_a_filtered_evaluation_scores_only_its_items_even_after_an_evaluation_of_all(
+    adapter, platform, dataset, score_uploads
+):
     import pandas as pd
 
     left = items_named(platform, dataset, "left")
