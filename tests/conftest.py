@@ -319,12 +319,15 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         return annotations
 
     def annotations_delete(self, filters=None, **kwargs):
-        # As the platform: remove the item's annotations whose model name the filter names.
-        names = {f.values for f in (filters.or_filter_list if filters is not None else []) if f.field.endswith("model.name")}
+        # As the platform: remove the item's annotations that the filter's DQL query selects.
+        if filters is None:
+            raise AssertionError("the offline platform deletes annotations by filter only")
+        query = filters.prepare().get("filter", {})
         with state.lock:
             state.deleted.append(self.item.id)
             state.uploaded[self.item.id] = [
-                a for a in state.uploaded.get(self.item.id, []) if annotation_model_names(a).isdisjoint(names)
+                a for a in state.uploaded.get(self.item.id, [])
+                if not dql_matches(a.to_json() if hasattr(a, "to_json") else a, query)
             ]
         return True
 

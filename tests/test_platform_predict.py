@@ -32,7 +32,11 @@ def this_models(annotations) -> list:
 
 def test_predicting_twice_leaves_one_set_of_this_models_annotations(adapter, platform, tmp_path, capsys):
     item = platform.add_item(write_video(tmp_path / "walk.mp4", frames=12, fps=10))
-    other_model = {"metadata": {"user": {"model": {"name": "another-model", "confidence": 0.5}}}}
+    other_model = {
+        "type": "class",
+        "label": "walking",
+        "metadata": {"user": {"model": {"name": "another-model", "confidence": 0.5}}},
+    }
     platform.uploaded[item.id] = [other_model]
 
     adapter.predict_items([item])
