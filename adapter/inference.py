@@ -151,20 +151,26 @@ class StreamVideoClassifier:
             logits, states = self._step(states, image)
             yield window, logits, before, states
 
-    def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
-        logits = None
-        segments: list[Segment] = []
+    def segments(self, windows: Iterable[Clip]) -> Iterator[tuple[Segment, np.ndarray]]:
+        """Classify windows as they arrive, one result per window (live sources, long videos).
+
+        Args:
+            windows: the video's windows, in order; may be endless.
+        Returns:
+            An iterator of (the window's own segment, probabilities over everything seen so far),
+            each ready as soon as its window has run.
+        """
         for window, logits, before, states in self._steps(windows):
             sum_before, count_before = before[_HEAD_POOL_SUM], before[_HEAD_POOL_COUNT]
             # The window's own label: the head applied to the mean feature of its frames only.
             frames_in_window = tf.cast(states[_HEAD_POOL_COUNT] - count_before, sum_before.dtype)
             window_feature = (states[_HEAD_POOL_SUM] - sum_before) / frames_in_window
             window_probabilities = _softmax(self._classify_pooled(window_feature).numpy())[0]
-            segments.append(_segment(window, window_probabilities))
-        if logits is None:
-            raise ValueError("no window to classify")
-        # The final output pools every frame of the video.
-        return VideoPrediction(_softmax(logits.numpy())[0], segments)
+            # The model's own output pools every frame seen so far.
+            yield _segment(window, window_probabilities), _softmax(logits.numpy())[0]
+
+    def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
+        return classify_stream(self.segments(windows))
 
     def embed(self, windows: Iterable[Clip]) -> np.ndarray:
         """The video's embedding: the pooled feature over every frame (what the final output projects).
@@ -181,3 +187,23 @@ class StreamVideoClassifier:
             raise ValueError("no window to embed")
         frames_seen = tf.cast(states[_HEAD_POOL_COUNT], states[_HEAD_POOL_SUM].dtype)
         return unit_vector((states[_HEAD_POOL_SUM] / frames_seen).numpy())
+
+
+def classify_stream(results: Iterable[tuple[Segment, np.ndarray]]) -> VideoPrediction:
+    """A whole video's prediction from a stream classifier's per-window results.
+
+    Args:
+        results: (segment, probabilities so far) per window, as a stream classifier's
+            segments() yields them.
+    Returns:
+        The video's prediction: the last window's probabilities so far, and every segment.
+    Raises:
+        ValueError: there was no window.
+    """
+    segments: list[Segment] = []
+    probabilities = None
+    for segment, probabilities in results:
+        segments.append(segment)
+    if probabilities is None:
+        raise ValueError("no window to classify")
+    return VideoPrediction(probabilities, segments)
