@@ -2,6 +2,8 @@
 
   movinet predict VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--output FILE] [--plot DIR]
   movinet embed VIDEO... [--model NAME] [--set KEY=VALUE]... [--weights DIR] --output FILE.json
+  movinet watch SOURCE [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--every SECONDS]
+                [--stall-timeout SECONDS] [--format NAME]
   movinet export-hub --model-id a0 --mode base --output DIR [--checkpoint PATH] [--num-classes N]
   movinet train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
   movinet evaluate DATA_DIR [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--subset validation]
@@ -29,6 +31,7 @@ from adapter.presets import MODEL_IDS, MODEL_MODES, preset_configurations, prese
 logger = logging.getLogger("adapter")
 
 DEFAULT_MODEL = "movinet-a0-base"
+WATCH_MODEL = "movinet-a0-stream"  # watch runs stream models only
 
 
 def parse_set(values: list[str]) -> dict:
@@ -164,6 +167,70 @@ def run_embed(args) -> int:
     for name, reason in adapter.failures:
         print(f"FAILED {name}: {reason}", file=sys.stderr)
     return 1 if adapter.failures else 0
+
+
+def watched_mode(args) -> str:
+    """The model mode watch would load, known without loading it (a base model is refused first).
+
+    Args:
+        args: parsed options of watch.
+    Returns:
+        "base" or "stream".
+    """
+    if args.weights is not None:
+        return finetuned_info(args.weights).model_mode
+    configuration = {**manifest_model(args.manifest, args.model).get("configuration", {}), **parse_set(args.set)}
+    return MovinetConfig.from_dict(configuration).model_mode
+
+
+def run_watch(args) -> int:
+    import signal
+
+    from adapter.live import END_OF_STREAM, STOPPED, LiveSource
+    from adapter.preprocessing import preprocess_frame
+    from adapter.watch import watch_periods
+
+    if not (args.every > 0 and args.every < float("inf")):
+        raise ConfigError(f"--every must be a positive number of seconds. Received: every={args.every!r}")
+    if not (args.stall_timeout > 0 and args.stall_timeout < float("inf")):
+        raise ConfigError(f"--stall-timeout must be a positive number of seconds. Received: stall_timeout={args.stall_timeout!r}")
+    mode = watched_mode(args)
+    if mode != "stream":
+        raise ConfigError(
+            f"watch runs stream models only (frame by frame), not a {mode} model. Received: model={args.model!r}, "
+            f"model_mode={mode!r}; use a -stream preset (e.g. --model {WATCH_MODEL})"
+        )
+    adapter = loaded_adapter(args)
+    config = adapter.config
+    source = LiveSource(
+        args.source,
+        config.frame_rate,
+        stall_timeout=args.stall_timeout,
+        transform=lambda image: preprocess_frame(image, config.imgz),
+        input_format=args.format,
+    )
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        interrupted.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+        source.stop()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    logger.info("Watching %s at %g fps, a line every %g s of video", source.name, config.frame_rate, args.every)
+    try:
+        periods = watch_periods(
+            source, adapter.classifier, adapter.loaded.labels, fps=config.frame_rate, every=args.every, top_k=config.top_k
+        )
+        for period in periods:
+            print(json.dumps(period.to_json()), flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    reason = "Ctrl-C" if interrupted else source.end_reason
+    detail = f" ({source.end_detail})" if source.end_detail else ""
+    damaged = f"; {source.corrupt_packets} corrupt packet(s) skipped" if source.corrupt_packets else ""
+    logger.info("Stopped watching %s: %s%s%s", source.name, reason, detail, damaged)
+    return 0 if interrupted or source.end_reason in (END_OF_STREAM, STOPPED) else 1
 
 
 def probability_plotter(adapter, directory: str):
@@ -304,6 +371,18 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     embed.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
     embed.add_argument("--output", required=True, help="write {video path: vector} JSON here (null for a failed video)")
     embed.set_defaults(run=run_embed)
+
+    watch = commands.add_parser("watch", help="classify a live stream (or a file) as it plays: a JSON line per period")
+    watch.add_argument("source", metavar="SOURCE", help="a video file, an FFmpeg URL or device (rtsp://, tcp://, ...), or - for stdin")
+    add_model_options(watch)
+    watch.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
+    watch.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="seconds of video per line (default 1)")
+    watch.add_argument(
+        "--stall-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="end when the source sends nothing this long (default 10)",
+    )
+    watch.add_argument("--format", help="FFmpeg input format, for sources it cannot guess (e.g. mpegts, v4l2)")
+    watch.set_defaults(run=run_watch, model=WATCH_MODEL)
 
     export = commands.add_parser("export-hub", help="write a TF-Hub-format SavedModel of the official architecture")
     export.add_argument("--model-id", choices=MODEL_IDS, default="a0")

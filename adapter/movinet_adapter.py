@@ -299,6 +299,17 @@ class MovinetAdapter(dl.BaseModelAdapter):
                 video.cleanup()
         return results
 
+    @property
+    def classifier(self):
+        """The classifier load() built for the configured mode and runtime (clips or windows -> probabilities).
+
+        Returns:
+            The loaded classifier; stream classifiers also classify windows one by one (segments()).
+        """
+        if self._classifier is None:
+            raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
+        return self._classifier
+
     def video_clips(self, video: item_inputs.VideoInput) -> tuple[Iterator[Clip], VideoReader]:
         """Decode and preprocess one video into the clips (base) or windows (stream) the model takes.
 

@@ -184,6 +184,20 @@ class _Probe:
     declared_exact: bool
 
 
+def video_streams(container) -> list:
+    """The video streams of an open PyAV container, without cover art.
+
+    Args:
+        container: an av.container.InputContainer.
+    Returns:
+        Its video streams in container order; cover art in music files (MP3, M4A), a
+        one-picture "video" stream marked attached_pic, is not a video and is left out.
+    """
+    import av
+
+    return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+
+
 def _probe(path: str, name: str) -> _Probe:
     """Open the container with PyAV and check it holds a video stream."""
     import av
@@ -193,9 +207,7 @@ def _probe(path: str, name: str) -> _Probe:
     except av.error.FFmpegError as err:
         raise VideoError(name, _unopenable_reason(path, _ffmpeg_reason(err))) from err
     with container:
-        # Cover art in music files (MP3, M4A) is a one-picture "video" stream marked
-        # attached_pic; it is not a video.
-        videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        videos = video_streams(container)
         if not videos:
             kinds = sorted({stream.type for stream in container.streams})
             if container.streams.audio:

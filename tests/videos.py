@@ -301,3 +301,53 @@ def write_no_decodable_frames(path: str | os.PathLike, *, frames: int = 10) -> s
         f.seek(0)
         f.write(data)
     return path
+
+
+# MPEG-TS carries its payload in fixed 188-byte packets, each starting with this byte.
+TS_PACKET_SIZE = 188
+_TS_SYNC = 0x47
+
+
+def mpegts_bytes(
+    *,
+    frames: int = 40,
+    fps: float = 10.0,
+    width: int = 64,
+    height: int = 48,
+    pattern: str = "moving_square",
+    seed: int = 0,
+) -> bytes:
+    """An H.264 MPEG-TS stream, as a live encoder sends it (no B-frames: each frame decodes on arrival)."""
+    import io
+
+    import av
+
+    buffer = io.BytesIO()
+    rate = fractions.Fraction(fps).limit_denominator(100_000)
+    with av.open(buffer, "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, round(fps)))}
+        for image in generate_frames(frames=frames, width=width, height=height, pattern=pattern, seed=seed):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def mark_ts_packets_corrupt(data: bytes, start_fraction: float, count: int = 3) -> bytes:
+    """Damage `count` transport packets from start_fraction of the stream on, as a lossy link does.
+
+    Each is flagged with the transport error indicator (what a receiver's demodulator sets) and its
+    payload is scrambled, so the demuxer marks the packet that carries it corrupt.
+    """
+    if len(data) % TS_PACKET_SIZE or data[0] != _TS_SYNC:
+        raise ValueError("not an MPEG-TS stream of whole 188-byte packets")
+    damaged = bytearray(data)
+    first = int(len(data) // TS_PACKET_SIZE * start_fraction)
+    rng = np.random.default_rng(first)
+    for packet in range(first, first + count):
+        offset = packet * TS_PACKET_SIZE
+        damaged[offset + 1] |= 0x80  # transport_error_indicator
+        damaged[offset + 4 : offset + TS_PACKET_SIZE] = rng.integers(0, 256, TS_PACKET_SIZE - 4, dtype=np.uint8).tobytes()
+    return bytes(damaged)
