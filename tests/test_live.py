@@ -7,11 +7,12 @@ import os
 import socket
 import threading
 
+import numpy as np
 import pytest
 
 from adapter.live import END_OF_STREAM, STALLED, LiveSource
-from adapter.video import VideoError
-from tests.videos import mark_ts_packets_corrupt, mpegts_bytes
+from adapter.video import VideoError, VideoReader
+from tests.videos import mark_ts_packets_corrupt, mpegts_bytes, write_video
 
 SOURCE_FPS = 10
 FRAMES = 40  # 4 s at 10 fps
@@ -139,3 +140,15 @@ def test_a_source_that_cannot_be_opened_is_a_video_error_naming_it():
     with pytest.raises(VideoError, match="cannot be opened") as raised:
         list(LiveSource(url, fps=5, stall_timeout=2.0))
     assert url in str(raised.value)
+
+
+def test_a_video_file_gives_the_frames_the_file_reader_keeps(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", frames=23, fps=SOURCE_FPS)
+
+    live = [frame.image for frame in LiveSource(str(path), fps=5)]
+    read = [frame.image for frame in VideoReader(str(path), fps=5)]
+
+    # Timestamps (live) and frame indices (files) pick the same frames of a constant-rate video.
+    assert len(live) == len(read) == 12
+    for live_image, read_image in zip(live, read):
+        np.testing.assert_array_equal(live_image, read_image)
