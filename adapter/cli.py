@@ -351,8 +351,8 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="MoViNet video classification, offline.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add_model_options(command):
-        command.add_argument("--model", default=DEFAULT_MODEL, help=f"model preset, as in dataloop.json (default {DEFAULT_MODEL})")
+    def add_model_options(command, default=DEFAULT_MODEL):
+        command.add_argument("--model", default=default, help=f"model preset, as in dataloop.json (default {default})")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one configuration key (repeatable)")
         # Read the model entry from another manifest instead of the package's presets.
         command.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
@@ -374,7 +374,7 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", help="classify a live stream (or a file) as it plays: a JSON line per period")
     watch.add_argument("source", metavar="SOURCE", help="a video file, an FFmpeg URL or device (rtsp://, tcp://, ...), or - for stdin")
-    add_model_options(watch)
+    add_model_options(watch, default=WATCH_MODEL)
     watch.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
     watch.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="seconds of video per line (default 1)")
     watch.add_argument(
@@ -382,7 +382,7 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
         help="end when the source sends nothing this long (default 10)",
     )
     watch.add_argument("--format", help="FFmpeg input format, for sources it cannot guess (e.g. mpegts, v4l2)")
-    watch.set_defaults(run=run_watch, model=WATCH_MODEL)
+    watch.set_defaults(run=run_watch)
 
     export = commands.add_parser("export-hub", help="write a TF-Hub-format SavedModel of the official architecture")
     export.add_argument("--model-id", choices=MODEL_IDS, default="a0")

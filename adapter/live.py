@@ -153,6 +153,12 @@ class LiveSource:
         self._last_activity = time.monotonic()
         thread = threading.Thread(target=self._decode, name=f"live-source {self.name}", daemon=True)
         thread.start()
+        try:
+            yield from self._handed_over()
+        finally:
+            self._stop.set()  # the consumer left (or the stream ended): the thread stops at its next frame
+
+    def _handed_over(self) -> Iterator[LiveFrame]:
         while True:
             try:
                 kind, value = self._frames.get(timeout=min(0.2, self.stall_timeout))
