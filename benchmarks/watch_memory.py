@@ -97,7 +97,8 @@ def main() -> None:
     feeder.join()
     elapsed = time.perf_counter() - start
     print(f"\nwatch exited {code} after {elapsed:.0f} s for {args.minutes} min of video ({args.minutes * 60 / elapsed:.1f}x real time)")
-    print(f"{args.model} {' '.join(args.set)}, {WIDTH}x{HEIGHT} {FPS} fps H.264 MPEG-TS on stdin\n")
+    settings = " ".join(f"--set {value}" for value in args.set) or "(preset configuration)"
+    print(f"{args.model} {settings}, {WIDTH}x{HEIGHT} {FPS} fps H.264 MPEG-TS on stdin\n")
     print("| video time | RSS | peak RSS so far |")
     print("| --- | --- | --- |")
     shown = {1, 2, 5} | set(range(10, args.minutes + 1, 10))
