@@ -188,7 +188,7 @@ def run_watch(args) -> int:
 
     from adapter.live import END_OF_STREAM, STOPPED, LiveSource
     from adapter.preprocessing import preprocess_frame
-    from adapter.watch import watch_periods
+    from adapter.watch import warm_up, watch_periods
 
     if not (args.every > 0 and args.every < float("inf")):
         raise ConfigError(f"--every must be a positive number of seconds. Received: every={args.every!r}")
@@ -202,6 +202,7 @@ def run_watch(args) -> int:
         )
     adapter = loaded_adapter(args)
     config = adapter.config
+    warm_up(adapter.classifier, config.imgz)
     source = LiveSource(
         args.source,
         config.frame_rate,

@@ -68,6 +68,20 @@ class _Periods:
         return math.ceil((period + 1) * self.every * self.fps) - 1
 
 
+def warm_up(classifier, imgz: int) -> None:
+    """Run one blank frame through the classifier, so its first call (tracing, allocation) is paid
+    before the source opens and not by a live stream's first frames, which would queue up behind it.
+
+    Args:
+        classifier: a stream classifier; each segments() call starts from fresh states, so this
+            one leaves nothing behind.
+        imgz: the model's frame size.
+    """
+    blank = Clip(np.zeros((1, imgz, imgz, 3), np.float32), 0, 0)
+    for _ in classifier.segments([blank]):
+        pass
+
+
 def watch_periods(
     frames: Iterable[LiveFrame],
     classifier,
