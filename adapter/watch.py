@@ -114,7 +114,7 @@ def watch_periods(
         period, own_sum, count, last, so_far = current
         start = float(period * periods.every)
         end = float(min((period + 1) * periods.every, (last + 1) / periods.fps))
-        best = np.argsort(so_far)[::-1][:top_k]
+        best = np.argsort(-so_far, kind="stable")[:top_k]  # ties: the lower class index first, as argmax
         own = own_sum / count
         own_best = int(np.argmax(own))
         return PeriodResult(

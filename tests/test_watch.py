@@ -1,4 +1,4 @@
-"""`movinet watch` as a user runs it: MPEG-TS on standard input and over a loopback socket, Ctrl-C, wrong models."""
+"""`movinet watch` as a user runs it (standard input, Ctrl-C, wrong models) and its parts: a loopback socket, periods."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from adapter.items import local_video
-from adapter.live import LiveSource
+from adapter.inference import Segment
+from adapter.live import LiveFrame, LiveSource
 from adapter.preprocessing import preprocess_frame
 from adapter.presets import kinetics_600_labels, preset_model
 from adapter.watch import watch_periods
@@ -57,25 +58,6 @@ def check_lines(lines: list[dict], every: float, seconds: float, fps: float, top
         assert line["top1"]["label"] in labels and 0 < line["top1"]["probability"] <= 1
 
 
-def test_watch_reads_mpegts_from_stdin_and_goes_on_past_a_corrupt_packet(hub_cache, stream):
-    damaged = mark_ts_packets_corrupt(stream, start_fraction=0.5)
-
-    result = subprocess.run(
-        watch_command("-"), input=damaged, cwd=ROOT, env=environment(hub_cache), capture_output=True, timeout=600
-    )
-
-    stderr = result.stderr.decode(errors="replace")
-    assert result.returncode == 0, stderr[-3000:]
-    # A line per second of video, to the end: the damage cost a frame at most, not the watch.
-    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    assert len(lines) == SECONDS and lines[-1]["end"] == pytest.approx(SECONDS)
-    assert sum(line["frames"] for line in lines) >= SECONDS * PRESET["fps"] - 1
-    undamaged = [line for line in lines if line["frames"] == PRESET["fps"]]
-    check_lines(undamaged[:1], every=1, seconds=1, fps=PRESET["fps"], top_k=PRESET["top_k"])
-    assert "'<stdin>'" in stderr and "corrupt packet" in stderr
-    assert "end of stream" in stderr
-
-
 @pytest.fixture(scope="module")
 def stream_adapter(hub_cache, module_platform):
     return make_adapter("stream")
@@ -102,8 +84,8 @@ def test_a_loopback_socket_gives_a_line_per_period_ending_in_what_predict_says(s
     )
 
 
-def test_ctrl_c_ends_the_watch_cleanly_with_the_open_period(hub_cache, stream):
-    first_half = stream[: len(stream) // 2 // 188 * 188]
+def test_watch_on_stdin_goes_on_past_a_corrupt_packet_and_ends_cleanly_on_ctrl_c(hub_cache, stream):
+    damaged = mark_ts_packets_corrupt(stream, start_fraction=0.5)
     watch = subprocess.Popen(
         watch_command("-", "--stall-timeout", "600"),
         cwd=ROOT,
@@ -113,10 +95,10 @@ def test_ctrl_c_ends_the_watch_cleanly_with_the_open_period(hub_cache, stream):
         stderr=subprocess.PIPE,
     )
     try:
-        watch.stdin.write(first_half)
+        watch.stdin.write(damaged)
         watch.stdin.flush()  # and the stream stays open: only Ctrl-C can end this watch
-        first = json.loads(watch.stdout.readline())
-        assert first["start"] == 0
+        # The periods before, across and after the damage (at 2 s) come, one line per second.
+        lines = [json.loads(watch.stdout.readline()) for _ in range(SECONDS - 1)]
         watch.send_signal(signal.SIGINT)
         rest, stderr = watch.communicate(timeout=120)
     finally:
@@ -125,10 +107,15 @@ def test_ctrl_c_ends_the_watch_cleanly_with_the_open_period(hub_cache, stream):
 
     stderr = stderr.decode(errors="replace")
     assert watch.returncode == 0, stderr[-3000:]
+    assert "'<stdin>'" in stderr and "corrupt packet" in stderr
     assert "Ctrl-C" in stderr and "Traceback" not in stderr
-    # The period open at Ctrl-C is still reported, and nothing past what was sent.
-    lines = [first] + [json.loads(line) for line in rest.decode().splitlines()]
-    assert len(lines) >= 2 and lines[-1]["end"] <= SECONDS / 2
+    undamaged = [line for line in lines if line["frames"] == PRESET["fps"]]
+    assert len(undamaged) >= len(lines) - 1
+    check_lines(undamaged[:1], every=1, seconds=1, fps=PRESET["fps"], top_k=PRESET["top_k"])
+    for index, line in enumerate(lines):
+        assert (line["start"], line["end"]) == (index, index + 1)
+    # The period open at Ctrl-C (if it had frames) ends within what was sent.
+    assert all(json.loads(line)["end"] <= SECONDS for line in rest.decode().splitlines())
 
 
 def test_a_base_model_is_refused_before_loading(tmp_path):
@@ -136,3 +123,43 @@ def test_a_base_model_is_refused_before_loading(tmp_path):
 
     assert result.returncode == 2
     assert "stream models only" in result.stderr and "movinet-a0-base" in result.stderr
+
+
+class FakeStreamClassifier:
+    """segments() as stream classifiers give it: each window's own probabilities, and a running mean."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+
+    def segments(self, windows):
+        total = np.zeros(self.num_classes)
+        for count, window in enumerate(windows, start=1):
+            own = np.full(self.num_classes, 0.5 / (self.num_classes - 1))
+            own[window.first_index % self.num_classes] = 0.5  # slot k votes for class k mod n
+            total += own
+            yield Segment(window.first_index, window.last_index, int(np.argmax(own)), 0.5, own), total / count
+
+
+def live_frames(slots):
+    return [LiveFrame(slot, slot / 5, np.zeros((8, 8, 3), np.float32)) for slot in slots]
+
+
+def test_watch_periods_close_on_their_last_frame_and_flush_a_partial_one():
+    labels = ["a", "b", "c"]
+    # 5 fps, a line per second: slots 0-4, 5-9, then slot 10 before the frames stop (end, Ctrl-C or a stall).
+    results = list(watch_periods(live_frames(range(11)), FakeStreamClassifier(3), labels, fps=5, every=1, top_k=2))
+
+    assert [(r.start, r.end, r.frames) for r in results] == [(0, 1, 5), (1, 2, 5), (2, 2.2, 1)]
+    # Own label: slots 0-4 vote a, b, c, a, b -> a and b tie, the first wins; slots 5-9: c, a, b, c, a; slot 10: b.
+    assert [r.top1[0] for r in results] == ["a", "a", "b"]
+    assert results[0].top1[1] == pytest.approx((0.5 * 2 + 0.25 * 3) / 5)
+    # top_k: the running output after each period's last frame (slots 0-9: a 4 votes, b and c 3), best first.
+    assert [label for label, _ in results[1].top_k] == ["a", "b"]
+    assert len(results[2].top_k) == 2
+
+
+def test_watch_periods_with_lost_frames_report_what_arrived():
+    # Slots 3-6 never came: the first period closes when slot 7 (the next period's) arrives.
+    results = list(watch_periods(live_frames([0, 1, 2, 7, 8, 9]), FakeStreamClassifier(3), ["a", "b", "c"], fps=5, every=1))
+
+    assert [(r.start, r.end, r.frames) for r in results] == [(0, 0.6, 3), (1, 2, 3)]
