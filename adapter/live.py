@@ -245,7 +245,7 @@ class LiveSource:
             except StopIteration:
                 return END_OF_STREAM, ""
             except av.error.ExitError:  # FFmpeg's read timeout fired
-                return STALLED, f"no data for {self.stall_timeout:g} s (stall timeout)"
+                return STALLED, f"no data for {self.stall_timeout:g} s (stall timeout {self.stall_timeout:g} s)"
             except av.error.EOFError:
                 return END_OF_STREAM, ""
             except av.error.FFmpegError as err:

@@ -76,6 +76,8 @@ def warm_up(classifier, imgz: int) -> None:
         classifier: a stream classifier; each segments() call starts from fresh states, so this
             one leaves nothing behind.
         imgz: the model's frame size.
+    Returns:
+        None.
     """
     blank = Clip(np.zeros((1, imgz, imgz, 3), np.float32), 0, 0)
     for _ in classifier.segments([blank]):

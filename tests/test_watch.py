@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from adapter.presets import kinetics_600_labels, preset_model
 from adapter.watch import watch_periods
 from tests.conftest import ROOT
 from tests.test_cli import run_cli
-from tests.test_live import served
+from tests.test_live import piped, served
 from tests.test_predict import make_adapter
 from tests.videos import mark_ts_packets_corrupt, mpegts_bytes
 
@@ -163,3 +164,38 @@ def test_watch_periods_with_lost_frames_report_what_arrived():
     results = list(watch_periods(live_frames([0, 1, 2, 7, 8, 9]), FakeStreamClassifier(3), ["a", "b", "c"], fps=5, every=1))
 
     assert [(r.start, r.end, r.frames) for r in results] == [(0, 0.6, 3), (1, 2, 3)]
+
+
+@pytest.fixture
+def fake_loaded_adapter(monkeypatch):
+    """watch's CLI without TensorFlow: loaded_adapter answers with a stream "model" voting by slot."""
+    import types
+
+    from adapter import cli
+    from adapter.config import MovinetConfig
+
+    fake = types.SimpleNamespace(
+        config=MovinetConfig(model_mode="stream", imgz=32, fps=5, top_k=2),
+        classifier=FakeStreamClassifier(3),
+        loaded=types.SimpleNamespace(labels=["a", "b", "c"]),
+    )
+    monkeypatch.setattr(cli, "loaded_adapter", lambda args: fake)
+    return fake
+
+
+@pytest.mark.parametrize("ending", ["end of stream", "stalled"])
+def test_watch_says_why_it_ended_and_exits_0_at_the_end_1_on_a_stall(ending, fake_loaded_adapter, stream, capsys, caplog):
+    from adapter.cli import main
+
+    data = stream if ending == "end of stream" else stream[: len(stream) // 2 // 188 * 188]
+    with piped(data, hold_open=ending == "stalled") as url, caplog.at_level(logging.INFO, logger="adapter"):
+        code = main(["watch", url, "--stall-timeout", "1"])
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    stopped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Stopped watching")]
+    assert stopped and ending in stopped[0] and url in stopped[0]
+    if ending == "end of stream":
+        assert code == 0 and len(lines) == SECONDS
+    else:
+        assert code == 1 and "stall timeout 1 s" in stopped[0]
+        assert lines and all(line["end"] <= SECONDS / 2 for line in lines)
