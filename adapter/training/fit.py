@@ -212,6 +212,9 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     finally:
         logger.debug("Frame cache: %.1f MiB in %s (removed)", range_cache.size_bytes() / 2**20, cache_dir)
         shutil.rmtree(cache_dir, ignore_errors=True)
+    if replicas > 1:
+        # Keras cannot load h5 weights into mirrored variables: predict with a one-device copy.
+        model = build_training_model(config, labels, None)
     matrix = _kept_epoch_confusion(model, best, validation_data, validation_samples, len(labels))
     confusion_path = plot_confusion_matrix(
         matrix,
