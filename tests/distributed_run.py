@@ -8,7 +8,7 @@ Both runs start from the same weights (a random a0 "fine-tuned" on the same labe
 whole model carries over), train the head only (frozen backbone: batch norm then uses its
 stored statistics, which a 2-clip replica batch and a 4-clip batch share) without dropout
 or augmentation, and see the same global batch: batch_size 4 on one device, 2 per device
-on two.
+on two. The mirrored run then resumes from its last checkpoint for a third epoch.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def main(data_root: str, output_root: str) -> dict:
     from adapter.loading import FineTunedInfo, LoadedModel
     from adapter.training.fit import TrainingJob, fine_tune
     from adapter.training.model import classifier_head
+    from adapter.training.resume import read_resume_state
 
     labels = ["left", "right"]
     base = dict(
@@ -67,8 +68,26 @@ def main(data_root: str, output_root: str) -> dict:
             "head": [w.tolist() for w in head],
             "head_moved": float(max(np.abs(a - b).max() for a, b in zip(head, head_before))),
         }
+    # The mirrored run resumed from its last checkpoint for one more epoch (weights read on one
+    # device, copied into the mirrored variables, optimizer state restored).
+    state = read_resume_state(os.path.join(output_root, "mirrored"))
+    config, strategy = runs["mirrored"]
+    job = TrainingJob(
+        config=MovinetConfig.from_dict(dict(config, num_epochs=3)),
+        labels=labels,
+        subsets=("train", "validation"),
+        starting_model=lambda: start,
+        seed=3,
+        strategy=strategy,
+        resume=state,
+    )
+    resumed = fine_tune(data_root, os.path.join(output_root, "resumed"), job)
+    results["resumed"] = {"history": resumed.history, "optimizer_step": state.optimizer_step}
     return results
 
 
 if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     print("RESULT " + json.dumps(main(sys.argv[1], sys.argv[2])))

@@ -55,6 +55,12 @@ def test_mirrored_over_two_logical_cpus_trains_to_the_same_result_as_one_device(
         np.testing.assert_allclose(mirrored["history"][key], one["history"][key], rtol=1e-5, atol=1e-6)
     for after_one, after_mirrored in zip(one["head"], mirrored["head"]):
         np.testing.assert_allclose(after_mirrored, after_one, rtol=0, atol=1e-5)
+    # A mirrored run resumes: its two epochs are kept, a third is trained, Adam's state came back.
+    resumed = result["resumed"]
+    assert "Resuming from epoch 2 of 3" in done.stderr and f"optimizer step {resumed['optimizer_step']}," in done.stderr
+    assert resumed["optimizer_step"] > 0 and len(resumed["history"]["loss"]) == 3
+    assert resumed["history"]["loss"][:2] == mirrored["history"]["loss"]
+    assert np.isfinite(resumed["history"]["loss"][2])
 
 
 def test_the_strategy_and_the_precision_follow_the_visible_gpus():

@@ -46,7 +46,13 @@ from adapter.training.outputs import (
     checkpoint_dir,
 )
 from adapter.training.pipeline import make_dataset
-from adapter.training.resume import ResumeCheckpoint, ResumeState, restore_training_state, run_settings
+from adapter.training.resume import (
+    ResumeCheckpoint,
+    ResumeState,
+    restore_training_state,
+    resume_weights_path,
+    run_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +110,7 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     strategy = job.strategy or scaling.choose_strategy()
     mixed = scaling.use_mixed_precision(config.mixed_precision)
     resume = job.resume
-    if resume is not None:
-        with strategy.scope():
-            model = _resumed_model(config, labels, resume, mixed)
-    else:
-        model = None
+    model = _resumed_model(config, labels, resume, strategy, mixed) if resume is not None else None
     if model is None:
         resume = None
         start = job.starting_model()  # outside the scope: only the new model's variables are mirrored
@@ -213,7 +215,8 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         logger.debug("Frame cache: %.1f MiB in %s (removed)", range_cache.size_bytes() / 2**20, cache_dir)
         shutil.rmtree(cache_dir, ignore_errors=True)
     if replicas > 1:
-        # Keras cannot load h5 weights into mirrored variables: predict with a one-device copy.
+        # Keras's .weights.h5 reader assigns h5py datasets, which mirrored variables cannot
+        # take: predict with a one-device copy.
         model = build_training_model(config, labels, None)
     matrix = _kept_epoch_confusion(model, best, validation_data, validation_samples, len(labels))
     confusion_path = plot_confusion_matrix(
@@ -257,13 +260,23 @@ def _kept_epoch_confusion(
 
 
 def _resumed_model(
-    config: MovinetConfig, labels: list[str], state: ResumeState, mixed: bool = False
+    config: MovinetConfig, labels: list[str], state: ResumeState, strategy: tf.distribute.Strategy, mixed: bool
 ) -> tf_keras.Model | None:
     """The compiled model with the failed run's last weights and optimizer state; None when they do not fit."""
-    model = build_training_model(config, labels, None, mixed)
-    compile_for_training(model, config, mixed)
     try:
-        restore_training_state(model, state, config)
+        weights = None
+        if strategy.num_replicas_in_sync > 1:
+            # Mirrored variables cannot take Keras's .weights.h5 reader: read on one device, then copy.
+            plain = build_training_model(config, labels, None, mixed)
+            plain.load_weights(resume_weights_path(state))
+            weights = plain.get_weights()
+            del plain
+        with strategy.scope():
+            model = build_training_model(config, labels, None, mixed)
+            compile_for_training(model, config, mixed)
+            if weights is not None:
+                model.set_weights(weights)
+            restore_training_state(model, state, config, load_weights=weights is None)
     except (OSError, ValueError, AssertionError, tf.errors.OpError) as err:
         logger.warning(
             "Could not restore the resume state in %s (%s): training from the start",
