@@ -52,6 +52,9 @@ KEY_ALIASES = {
 }
 
 
+CLASS_WEIGHTINGS = ("none", "balanced")
+
+
 class ConfigError(UsageError, ValueError):
     """A configuration value that the adapter cannot use."""
 
@@ -81,6 +84,10 @@ class MovinetConfig:
     pretrained: bool = True
     augment: bool = True
     dropout_rate: float = 0.2
+    # float16 compute with float32 variables and head: "auto" (on when TensorFlow sees a GPU), true, false.
+    mixed_precision: str | bool = "auto"
+    # Loss weights per class: "none", or "balanced" (inversely proportional to the train subset's counts).
+    class_weighting: str = "none"
     # Written by save(): the fine-tuned weights in the model's artifacts and their labels.
     weights_filename: str | None = None
     id_to_label_map: dict | None = None
@@ -163,6 +170,9 @@ class MovinetConfig:
         if self.fps is not None:
             _check_number(self, "fps", exclusive_minimum=0.0)
         _check_number(self, "dropout_rate", minimum=0.0, exclusive_maximum=1.0)
+        if not isinstance(self.mixed_precision, bool) and self.mixed_precision != "auto":
+            _fail("mixed_precision", self.mixed_precision, "'auto', true or false")
+        _check_choice(self, "class_weighting", CLASS_WEIGHTINGS)
         for key in ("temporal_annotations", "evaluate_temporal_annotations", "freeze_backbone", "pretrained", "augment"):
             _check_bool(self, key)
         for key in ("hub_handle", "weights_filename"):

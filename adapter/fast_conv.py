@@ -6,6 +6,9 @@ measured difference). A 3D convolution with temporal stride 1 equals the sum, ov
 temporal taps, of 2D convolutions of the time-shifted frames, so the same weights give
 the same outputs computed with fast 2D (depthwise) kernels. Variables are untouched:
 hub restores, checkpoints and fine-tuned weights are unaffected.
+
+The speed-up was measured on CPU only. Where TensorFlow sees a GPU the stock layers
+(cuDNN's Conv3D) stay until temporal taps are measured faster there (README, Benchmarks).
 """
 from __future__ import annotations
 
@@ -43,6 +46,20 @@ class TemporalTapConv3D(nn_layers.Conv3D):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+
+def temporal_taps_preferred(gpus: list | None = None) -> bool:
+    """Whether base networks built on this machine use temporal taps (CPU) or the stock Conv3D (GPU).
+
+    Args:
+        gpus: the visible GPUs (None: ask TensorFlow).
+
+    Returns:
+        True when there is no GPU.
+    """
+    if gpus is None:
+        gpus = tf.config.list_physical_devices("GPU")
+    return not gpus
 
 
 def _factorizable(layer) -> bool:

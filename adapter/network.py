@@ -16,7 +16,7 @@ import tf_keras
 from official.projects.movinet.modeling import movinet, movinet_model
 
 from adapter.errors import UsageError
-from adapter.fast_conv import use_temporal_tap_convolutions
+from adapter.fast_conv import temporal_taps_preferred, use_temporal_tap_convolutions
 from adapter.presets import architecture
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ def build_classifier(
     """A MovinetClassifier; stream mode takes and returns the model's states.
 
     Base networks compute their 3D convolutions as sums of 2D ones (fast_conv.py): the
-    same function of the same weights, much faster on CPU (README, Benchmarks).
+    same function of the same weights, much faster on CPU (README, Benchmarks). Where
+    TensorFlow sees a GPU they keep the stock Conv3D (fast_conv.temporal_taps_preferred).
     """
     backbone = backbone if backbone is not None else build_backbone(model_id, model_mode)
     model = movinet_model.MovinetClassifier(
@@ -62,7 +63,7 @@ def build_classifier(
         activation=_SWISH,
         dropout_rate=dropout_rate,
     )
-    if model_mode == "base":
+    if model_mode == "base" and temporal_taps_preferred():
         use_temporal_tap_convolutions(model)
     return model
 

@@ -239,3 +239,23 @@ def test_frame_rate_uses_fps_when_given():
 
     assert config.frame_rate == 7.5
     assert isinstance(MovinetConfig.from_dict({"fps": 6}).frame_rate, float)
+
+
+# --- training on devices and imbalanced labels (mixed_precision, class_weighting) -----------
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("mixed_precision", "on"), ("mixed_precision", 1), ("mixed_precision", None), ("class_weighting", "inverse")],
+)
+def test_training_scale_keys_refuse_other_values_naming_them(key, value):
+    with pytest.raises(ConfigError, match=rf"'{key}': {re.escape(repr(value))} is not allowed"):
+        MovinetConfig.from_dict({key: value})
+
+
+def test_training_scale_keys_default_to_auto_precision_and_unweighted_classes():
+    config = MovinetConfig.from_dict({})
+    assert (config.mixed_precision, config.class_weighting) == ("auto", "none")
+    for value in ("auto", True, False):
+        assert MovinetConfig.from_dict({"mixed_precision": value}).mixed_precision == value
+    assert MovinetConfig.from_dict({"class_weighting": "balanced"}).class_weighting == "balanced"

@@ -21,14 +21,14 @@ from adapter.dataset import load_subset
 from adapter.devices import REQUIRE_GPU_ENV, AcceleratorUnavailable
 from adapter.loading import DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME
 from adapter.presets import kinetics_600_labels
-from adapter.training.outputs import CURVES_FILENAME, HISTORY_FILENAME
+from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME
 from adapter.training.resume import RESUME_FILENAME
 from tests.conftest import model_entity, subset_filters
 from tests.motion_dataset import write_motion_dataset
 
 LABELS = ["left", "right"]
 SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, learning_rate=0.001)
-KEPT_ARTIFACTS = {DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME, CURVES_FILENAME, HISTORY_FILENAME}
+KEPT_ARTIFACTS = {DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME, CURVES_FILENAME, CONFUSION_FILENAME, HISTORY_FILENAME}
 
 
 @pytest.fixture

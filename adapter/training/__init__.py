@@ -2,8 +2,10 @@
 
 - pipeline: labelled samples -> tf.data batches of clips (parallel decoding, prefetch).
 - model: the label map training uses, the model it starts from, the new head, compile.
+- scaling: the tf.distribute strategy (several GPUs: mirrored) and mixed precision.
+- balance: class counts, labels without training samples, class weights.
 - callbacks: the Keras callbacks of a run (checkpoints, history and curves, epoch log, metrics sink).
-- curves: the training-curves picture.
+- curves: the training-curves and confusion-matrix pictures.
 - fit: the fit loop. It gets everything explicitly (configuration, label map, starting
   weights, a metrics sink) in a TrainingJob; MovinetAdapter is the only place that knows
   the platform objects and builds that job from them.

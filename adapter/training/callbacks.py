@@ -22,6 +22,8 @@ PLATFORM_METRICS = {
     "val_loss": ("loss", "validation"),
     "accuracy": ("accuracy", "train"),
     "val_accuracy": ("accuracy", "validation"),
+    "top5_accuracy": ("top-5 accuracy", "train"),  # only with more than 5 labels
+    "val_top5_accuracy": ("top-5 accuracy", "validation"),
 }
 
 # (epoch, [(figure, legend, value)]) -> whether the receiver accepted them (False: it refused)
@@ -156,6 +158,8 @@ class TrainingCurves(tf_keras.callbacks.Callback):
         self.best = best
         self.run_id = run_id
         self.history: dict[str, list[float]] = {key: list(values) for key, values in (history or {}).items()}
+        # The kept epoch's validation confusion matrix, once the run has it (fit.fine_tune).
+        self.confusion: dict | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -177,6 +181,8 @@ class TrainingCurves(tf_keras.callbacks.Callback):
             "best_epoch": self.best.best_epoch,
             "history": self.history,
         }
+        if self.confusion is not None:
+            record["confusion_matrix"] = self.confusion
         with open(self.json_path, "w") as file:
             json.dump(record, file, indent=2)
         plot_training_curves(self.history, self.png_path, best_epoch=self.best.best_epoch)

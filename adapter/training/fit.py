@@ -5,7 +5,13 @@ fine_tune() reads the train and validation subsets that prepare_data downloaded
 the label map, and fits with Keras. Each epoch its losses and accuracies go to the job's
 metrics sink, the SDK's on_epoch_end_callback is called, the epoch is checkpointed in
 output_path, and the training-curves picture is redrawn. The epoch with the best
-validation accuracy is kept; the caller loads it from TrainingResult.checkpoint_dir.
+validation accuracy is kept; the caller loads it from TrainingResult.checkpoint_dir. Its
+validation predictions are drawn as a confusion matrix beside the curves.
+
+The model is built, compiled and fitted under a tf.distribute strategy (several GPUs:
+MirroredStrategy; batch_size is per device) and, with mixed_precision, in mixed_float16
+(adapter.training.scaling). class_weighting "balanced" weighs the loss by the inverse of
+each class's share of the train subset (adapter.training.balance).
 
 With a resume state (adapter.training.resume) the run restores the failed run's last
 epoch (weights and optimizer), its best-so-far record and history, and continues at the
@@ -27,17 +33,26 @@ import tf_keras
 from adapter.config import MovinetConfig
 from adapter.dataset import RangeCache, load_subset
 from adapter.loading import DEFAULT_WEIGHTS_FILENAME, FineTunedInfo, LoadedModel
+from adapter.training import balance, scaling
 from adapter.training.callbacks import BestCheckpoint, EpochMetrics, EpochReporter, MetricsSink, TrainingCurves
+from adapter.training.curves import confusion_matrix, plot_confusion_matrix
 from adapter.training.model import build_training_model, compile_for_training
 from adapter.training.outputs import (
     BEST_CHECKPOINT,
+    CONFUSION_FILENAME,
     CURVES_FILENAME,
     HISTORY_FILENAME,
     LAST_CHECKPOINT,
     checkpoint_dir,
 )
 from adapter.training.pipeline import make_dataset
-from adapter.training.resume import ResumeCheckpoint, ResumeState, restore_training_state, run_settings
+from adapter.training.resume import (
+    ResumeCheckpoint,
+    ResumeState,
+    restore_training_state,
+    resume_weights_path,
+    run_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +70,7 @@ class TrainingJob:
     on_epoch_end_callback: Callable[[int, int], None] | None = None
     seed: int | None = None  # makes the run repeatable (initialisation, shuffling, clip sampling)
     resume: ResumeState | None = None  # a failed run's last checkpoint to continue from
+    strategy: tf.distribute.Strategy | None = None  # None: scaling.choose_strategy() (several GPUs: mirrored)
 
 
 @dataclasses.dataclass
@@ -65,6 +81,7 @@ class TrainingResult:
     checkpoint_dir: str  # the kept (best) epoch, in the format save() writes
     curves_path: str
     labels: list[str]
+    confusion_path: str | None = None  # the kept epoch's validation confusion matrix (PNG)
 
 
 def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingResult:
@@ -82,18 +99,30 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     train_subset, validation_subset = job.subsets
     train_samples = load_subset(data_path, train_subset, labels).samples
     validation_samples = load_subset(data_path, validation_subset, labels).samples
+    counts = balance.class_counts(train_samples, labels)
+    balance.warn_unsampled_labels(counts, labels, train_subset)
+    class_weight = balance.class_weights(counts, config.class_weighting)
+    if class_weight is not None:
+        balance.log_class_weights(class_weight, counts, labels)
 
     if job.seed is not None:
         tf_keras.utils.set_random_seed(job.seed)
+    strategy = job.strategy or scaling.choose_strategy()
+    mixed = scaling.use_mixed_precision(config.mixed_precision)
     resume = job.resume
-    model = _resumed_model(config, labels, resume) if resume is not None else None
+    model = _resumed_model(config, labels, resume, strategy, mixed) if resume is not None else None
     if model is None:
         resume = None
-        model = build_training_model(config, labels, job.starting_model())
-        compile_for_training(model, config)
+        start = job.starting_model()  # outside the scope: only the new model's variables are mirrored
+        with strategy.scope():
+            model = build_training_model(config, labels, start, mixed)
+            compile_for_training(model, config, mixed)
+        del start
 
-    # At least one full batch per epoch, however few training samples there are.
-    train_batch = min(config.batch_size, len(train_samples))
+    # batch_size is per device. At least one full batch per epoch, however few training samples there are.
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    train_batch = min(global_batch, len(train_samples))
     steps = len(train_samples) // train_batch
     # Training ranges are decoded once into a frame cache; validation clips are fixed and
     # cached by tf.data itself.
@@ -102,7 +131,7 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     train_data = make_dataset(
         train_samples, config, training=True, batch_size=train_batch, seed=job.seed, cache=range_cache
     )
-    validation_data = make_dataset(validation_samples, config, training=False)
+    validation_data = make_dataset(validation_samples, config, training=False, batch_size=global_batch)
 
     os.makedirs(output_path, exist_ok=True)
     info = FineTunedInfo(
@@ -151,6 +180,16 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         config.frame_rate,
         ", backbone frozen" if config.freeze_backbone else "",
     )
+    logger.info(
+        "Devices: %d replica(s) under %s (global batch %d = batch_size %d x %d); mixed precision %s (%s)",
+        replicas,
+        type(strategy).__name__,
+        train_batch,
+        config.batch_size,
+        replicas,
+        "on: mixed_float16, float32 head, loss scaling" if mixed else "off: float32",
+        f"mixed_precision={config.mixed_precision!r}",
+    )
     if resume is not None:
         logger.info(
             "Resuming from epoch %d of %d (the last checkpoint of the failed run, in %s; optimizer step %d, "
@@ -169,20 +208,35 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
             epochs=config.num_epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
+            class_weight=class_weight,
             verbose=0,
         )
     finally:
         logger.debug("Frame cache: %.1f MiB in %s (removed)", range_cache.size_bytes() / 2**20, cache_dir)
         shutil.rmtree(cache_dir, ignore_errors=True)
+    if replicas > 1:
+        # Keras's .weights.h5 reader assigns h5py datasets, which mirrored variables cannot
+        # take: predict with a one-device copy.
+        model = build_training_model(config, labels, None)
+    matrix = _kept_epoch_confusion(model, best, validation_data, validation_samples, len(labels))
+    confusion_path = plot_confusion_matrix(
+        matrix,
+        list(labels),
+        os.path.join(output_path, CONFUSION_FILENAME),
+        title=f"{validation_subset} subset, kept epoch {best.best_epoch + 1}",
+    )
+    curves.confusion = {"epoch": best.best_epoch, "labels": list(labels), "counts": matrix.tolist()}
     curves.write(finished=True)
 
     logger.info(
-        "Kept epoch %d/%d (validation accuracy %.4f); checkpoints in %s, training curves in %s",
+        "Kept epoch %d/%d (validation accuracy %.4f); checkpoints in %s, training curves in %s, "
+        "its validation confusion matrix in %s",
         best.best_epoch + 1,
         config.num_epochs,
         best.best_val_accuracy,
         os.path.dirname(best.best_dir),
         curves.png_path,
+        confusion_path,
     )
     return TrainingResult(
         history=curves.history,
@@ -191,15 +245,38 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         checkpoint_dir=best.best_dir,
         curves_path=curves.png_path,
         labels=list(labels),
+        confusion_path=confusion_path,
     )
 
 
-def _resumed_model(config: MovinetConfig, labels: list[str], state: ResumeState) -> tf_keras.Model | None:
+def _kept_epoch_confusion(
+    model: tf_keras.Model, best: BestCheckpoint, validation_data, validation_samples, num_classes: int
+):
+    """The kept epoch's validation predictions counted against the true labels (the model gets its weights)."""
+    model.load_weights(os.path.join(best.best_dir, best.info.weights_filename))
+    probabilities = model.predict(validation_data, verbose=0)
+    # The validation dataset is neither shuffled nor cut: its order is the samples'.
+    return confusion_matrix([s.label_index for s in validation_samples], probabilities.argmax(axis=-1), num_classes)
+
+
+def _resumed_model(
+    config: MovinetConfig, labels: list[str], state: ResumeState, strategy: tf.distribute.Strategy, mixed: bool
+) -> tf_keras.Model | None:
     """The compiled model with the failed run's last weights and optimizer state; None when they do not fit."""
-    model = build_training_model(config, labels, None)
-    compile_for_training(model, config)
     try:
-        restore_training_state(model, state, config)
+        weights = None
+        if strategy.num_replicas_in_sync > 1:
+            # Mirrored variables cannot take Keras's .weights.h5 reader: read on one device, then copy.
+            plain = build_training_model(config, labels, None, mixed)
+            plain.load_weights(resume_weights_path(state))
+            weights = plain.get_weights()
+            del plain
+        with strategy.scope():
+            model = build_training_model(config, labels, None, mixed)
+            compile_for_training(model, config, mixed)
+            if weights is not None:
+                model.set_weights(weights)
+            restore_training_state(model, state, config, load_weights=weights is None)
     except (OSError, ValueError, AssertionError, tf.errors.OpError) as err:
         logger.warning(
             "Could not restore the resume state in %s (%s): training from the start",

@@ -10,8 +10,13 @@ from official.projects.movinet.modeling import movinet_layers
 from adapter import network
 from adapter.config import ConfigError, MovinetConfig
 from adapter.loading import LoadedModel, load_model
+from adapter.training import scaling
 
 logger = logging.getLogger(__name__)
+
+# Training also reports top-k accuracy when there are more labels than this (Keras log key below).
+TOP_K_METRIC = 5
+TOP_K_METRIC_NAME = "top5_accuracy"
 
 
 def check_trainable(config: MovinetConfig) -> None:
@@ -97,26 +102,36 @@ def starting_model(
     return load_model(config, None)
 
 
-def build_training_model(config: MovinetConfig, labels: Sequence[str], start: LoadedModel | None) -> tf_keras.Model:
+def build_training_model(
+    config: MovinetConfig, labels: Sequence[str], start: LoadedModel | None, mixed: bool = False
+) -> tf_keras.Model:
     """The base classifier to train: the starting model's backbone and a head sized to labels.
 
-    The head's feature projection is carried over from the starting model (it is not tied
-    to the classes); its class layer is new, unless the starting model is already
-    fine-tuned on exactly these labels, in which case training continues from it whole.
+    The network is built anew (in the caller's tf.distribute scope, under the run's
+    precision policy) and the starting model's weights are copied in. The head's feature
+    projection is carried over (it is not tied to the classes); its class layer is new,
+    unless the starting model is already fine-tuned on exactly these labels, in which
+    case training continues from it whole.
 
     Args:
         config: variant, dropout_rate and freeze_backbone.
         labels: the label map (one output per label).
         start: the starting model, or None for random initialisation.
+        mixed: build the backbone under mixed_float16 (adapter.training.scaling); the head stays float32.
 
     Returns:
         The (uncompiled) Keras classifier.
     """
-    backbone = start.model.backbone if start is not None else None
+    with scaling.precision_policy(mixed):
+        backbone = network.build_backbone(config.model_id, "base")
+    if mixed:
+        scaling.keep_float32_without_gpu(backbone)
+    # Built under float32: the head, whose logits feed the loss, computes in float32.
     model = network.build_classifier(
         config.model_id, "base", num_classes=len(labels), backbone=backbone, dropout_rate=config.dropout_rate
     )
     if start is not None:
+        model.backbone.set_weights(start.model.backbone.get_weights())
         source_head, new_head = classifier_head(start.model), classifier_head(model)
         # ClassifierHead keeps its projection and class layer as _head and _classifier.
         parts = [(source_head._head, new_head._head)]  # noqa: SLF001
@@ -136,18 +151,22 @@ def build_training_model(config: MovinetConfig, labels: Sequence[str], start: Lo
     return model
 
 
-def compile_for_training(model: tf_keras.Model, config: MovinetConfig) -> None:
-    """Adam at the configured learning rate, cross-entropy on logits, accuracy.
+def compile_for_training(model: tf_keras.Model, config: MovinetConfig, mixed: bool = False) -> None:
+    """Adam at the configured learning rate, cross-entropy on logits, accuracy (and top-5 over 5 labels).
 
     Args:
         model: the classifier from build_training_model.
         config: its learning_rate.
+        mixed: whether it was built for mixed precision (Adam then runs in a LossScaleOptimizer).
 
     Returns:
         None; the model is compiled in place.
     """
+    metrics = [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if model.output_shape[-1] > TOP_K_METRIC:
+        metrics.append(tf_keras.metrics.SparseTopKCategoricalAccuracy(k=TOP_K_METRIC, name=TOP_K_METRIC_NAME))
     model.compile(
-        optimizer=tf_keras.optimizers.Adam(learning_rate=config.learning_rate),
+        optimizer=scaling.wrap_optimizer(tf_keras.optimizers.Adam(learning_rate=config.learning_rate), mixed),
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        metrics=metrics,
     )

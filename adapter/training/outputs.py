@@ -3,11 +3,12 @@
     <output_path>/checkpoints/best/     the epoch with the best validation accuracy (save_finetuned format)
     <output_path>/checkpoints/last/     the last finished epoch, with its optimizer state (adapter.training.resume)
     <output_path>/training_curves.png   loss and accuracy per epoch
+    <output_path>/confusion_matrix.png  the kept epoch's validation predictions against the true labels
     <output_path>/training_history.json the per-epoch values, the kept epoch, the run and whether it finished
 
 The SDK uploads output_path as the model's artifacts. After a run that finished, save()
 writes the kept weights and movinet.json there and remove_checkpoints() leaves only those,
-the curves and the history: what load() needs and what the run was. After a failed run the
+the two pictures and the history: what load() needs and what the run was. After a failed run the
 checkpoints stay, so the upload carries what the next run resumes from.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ CHECKPOINTS_DIRNAME = "checkpoints"
 BEST_CHECKPOINT = "best"  # the epoch with the best validation accuracy: what training keeps
 LAST_CHECKPOINT = "last"
 CURVES_FILENAME = "training_curves.png"
+CONFUSION_FILENAME = "confusion_matrix.png"
 HISTORY_FILENAME = "training_history.json"
 
 
@@ -87,9 +89,10 @@ def remove_checkpoints(output_path: str) -> bool:
         return False
     shutil.rmtree(checkpoints)
     logger.info(
-        "Removed the training checkpoints from %s: it keeps the fine-tuned weights, movinet.json, %s and %s",
+        "Removed the training checkpoints from %s: it keeps the fine-tuned weights, movinet.json, %s, %s and %s",
         output_path,
         CURVES_FILENAME,
+        CONFUSION_FILENAME,
         HISTORY_FILENAME,
     )
     return True

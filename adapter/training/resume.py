@@ -165,20 +165,36 @@ def find_resume_state(artifacts_path: str | None, config: MovinetConfig, labels:
     return state
 
 
-def restore_training_state(model: tf_keras.Model, state: ResumeState, config: MovinetConfig) -> None:
+def resume_weights_path(state: ResumeState) -> str:
+    """The last epoch's weights file of a resume state.
+
+    Args:
+        state: from find_resume_state.
+
+    Returns:
+        The path of the weights file.
+    """
+    last_dir = checkpoint_dir(state.artifacts_path, LAST_CHECKPOINT)
+    return os.path.join(last_dir, find_finetuned(last_dir).weights_filename)
+
+
+def restore_training_state(
+    model: tf_keras.Model, state: ResumeState, config: MovinetConfig, load_weights: bool = True
+) -> None:
     """Load the last epoch's weights and optimizer state into a compiled model built for the run.
 
     Args:
         model: from build_training_model and compile_for_training (same variant, labels, freezing).
         state: from find_resume_state.
         config: the run's configuration; its learning_rate wins over the saved one.
+        load_weights: false when the caller already set the weights (resume_weights_path's).
 
     Returns:
         None; raises when the checkpoint does not fit the model.
     """
     last_dir = checkpoint_dir(state.artifacts_path, LAST_CHECKPOINT)
-    info = find_finetuned(last_dir)
-    model.load_weights(os.path.join(last_dir, info.weights_filename))
+    if load_weights:
+        model.load_weights(resume_weights_path(state))
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)  # the slots the checkpoint fills
     status = tf.train.Checkpoint(optimizer=optimizer).read(os.path.join(last_dir, OPTIMIZER_CHECKPOINT))
