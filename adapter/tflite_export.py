@@ -26,10 +26,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from adapter.clips import base_clips
 from adapter.config import MovinetConfig
 from adapter.errors import UsageError
 from adapter.loading import LoadedModel
-from adapter.clips import base_clips
 from adapter.preprocessing import preprocess_frame
 from adapter.tflite_compat import tflite_compatible
 from adapter.video import VideoError, VideoReader
