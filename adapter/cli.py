@@ -9,7 +9,7 @@
   movinet evaluate DATA_DIR [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--subset validation]
                    [--output FILE.json] [--plot FILE.png]
   movinet export-tflite (--model NAME | --weights DIR) [--set KEY=VALUE]... --output FILE.tflite
-                   [--quantize none|int8] [--calibration-videos DIR]
+                   [--quantize none|float16|int8] [--calibration-videos DIR]
 
 `movinet` is the console script of the installed package; `python -m adapter` is the same.
 The models are the package's presets (adapter.presets), the entries dataloop.json ships,
@@ -32,6 +32,8 @@ logger = logging.getLogger("adapter")
 
 DEFAULT_MODEL = "movinet-a0-base"
 WATCH_MODEL = "movinet-a0-stream"  # watch runs stream models only
+# export-tflite's --quantize choices (adapter.tflite_export.QUANTIZATIONS, which imports TensorFlow).
+QUANTIZATIONS = ("none", "float16", "int8")
 
 
 def parse_set(values: list[str]) -> dict:
@@ -277,6 +279,11 @@ def run_export_tflite(args) -> int:
     from adapter.tflite_export import export_tflite
 
     if args.weights is not None:
+        if args.model is not None:
+            raise ConfigError(
+                f"export-tflite takes --model or --weights, not both (the weights name their model). "
+                f"Received: --model={args.model!r}, --weights={args.weights!r}"
+            )
         info = finetuned_info(args.weights)
         args.model = f"movinet-{info.model_id}-{info.model_mode}"  # the preset the weights were trained from
     args.model = args.model or DEFAULT_MODEL
@@ -353,7 +360,7 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_model_options(command, default=DEFAULT_MODEL):
-        command.add_argument("--model", default=default, help=f"model preset, as in dataloop.json (default {default})")
+        command.add_argument("--model", default=default, help=f"model preset, as in dataloop.json (default {default or DEFAULT_MODEL})")
         command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one configuration key (repeatable)")
         # Read the model entry from another manifest instead of the package's presets.
         command.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
@@ -394,14 +401,12 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     export.set_defaults(run=run_export_hub)
 
     tflite = commands.add_parser("export-tflite", help="write the model as a TF Lite file for the edge")
-    source = tflite.add_mutually_exclusive_group()
-    source.add_argument("--model", help=f"model entry in dataloop.json (default {DEFAULT_MODEL})")
-    source.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
-    tflite.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one configuration key (repeatable)")
-    tflite.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
+    # No --model default here: --weights alone names the model its weights were trained from.
+    add_model_options(tflite, default=None)
+    tflite.add_argument("--weights", help="folder with fine-tuned weights written by save() / train (instead of --model)")
     tflite.add_argument("--output", required=True, metavar="FILE.tflite")
-    tflite.add_argument("--quantize", choices=("none", "int8"), default="none")
-    tflite.add_argument("--calibration-videos", metavar="DIR", help="videos whose frames calibrate int8 (required for int8)")
+    tflite.add_argument("--quantize", choices=QUANTIZATIONS, default="none")
+    tflite.add_argument("--calibration-videos", metavar="DIR", help="videos that calibrate int8 (required for int8)")
     tflite.set_defaults(run=run_export_tflite)
 
     train = commands.add_parser("train", help="fine-tune on a folder in the Dataloop training layout")

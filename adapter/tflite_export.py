@@ -5,13 +5,15 @@ of the official TF Lite MoViNet stream models: call it once per frame (1 x 1 x i
 x 3, RGB in [0, 1]), feed back the states it returned, and start from zeros. Its "logits"
 after a frame classify everything seen so far.
 
-Quantization: "none" (float32) or "int8" (integer kernels, calibrated on frames of the
-user's videos; inputs and outputs stay float32, so the same calling code runs both).
+Base models become a fixed-length clip model (1 x n_frames x imgz x imgz x 3 -> logits),
+made of TF Lite builtin ops by tflite_compat.tflite_compatible().
 
-Base models are refused for now: their blocks' skip connections average-pool in 3D
-(AvgPool3D), which has no TF Lite builtin kernel (the converter asks for TF Select ops,
-which the LiteRT interpreter does not run). The label map and the input settings are written beside
-the model as FILE.json, since a .tflite file has no place for them that every runtime reads.
+Quantization: "none" (float32), "float16" (float16 weights, half the file) or "int8"
+(integer kernels, calibrated on frames or clips of the user's videos). Inputs and outputs
+stay float32, so the same calling code runs every file.
+
+The label map and the input settings are written beside the model as FILE.json, since a
+.tflite file has no place for them that every runtime reads.
 """
 from __future__ import annotations
 
@@ -24,15 +26,17 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from adapter.clips import base_clips
 from adapter.config import MovinetConfig
 from adapter.errors import UsageError
 from adapter.loading import LoadedModel
 from adapter.preprocessing import preprocess_frame
+from adapter.tflite_compat import tflite_compatible
 from adapter.video import VideoError, VideoReader
 
 logger = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("none", "int8")
+QUANTIZATIONS = ("none", "float16", "int8")
 # Representative inputs drawn for int8 calibration (frames for stream, clips for base).
 CALIBRATION_SAMPLES = 48
 IMAGE_INPUT = "image"
@@ -63,6 +67,28 @@ def stream_step_function(model: tf_keras.Model, imgz: int):
         return {LOGITS_OUTPUT: logits, **new_states}
 
     return step.get_concrete_function(), initial
+
+
+def clip_function(model: tf_keras.Model, n_frames: int, imgz: int):
+    """The base model on one fixed-length clip as a concrete function of TF Lite builtin ops: image -> logits.
+
+    Args:
+        model: a base MovinetClassifier; its 3D poolings are switched in place to per-frame
+            ones (tflite_compatible: same outputs, no weights touched).
+        n_frames: frames per clip the model is exported for.
+        imgz: frame size the model is exported for.
+
+    Returns:
+        The concrete function, taking `image` (1 x n_frames x imgz x imgz x 3) and returning {"logits"}.
+    """
+    tflite_compatible(model)
+    spec = tf.TensorSpec([1, n_frames, imgz, imgz, 3], tf.float32, name=IMAGE_INPUT)
+
+    @tf.function(input_signature=[spec])
+    def clip(image):
+        return {LOGITS_OUTPUT: model({"image": image}, training=False)}
+
+    return clip.get_concrete_function()
 
 
 def video_frames(paths: Sequence[str], config: MovinetConfig) -> Iterator[Iterator[tuple[int, np.ndarray]]]:
@@ -99,6 +125,17 @@ def stream_calibration(model, config, paths, initial_states) -> Iterator[dict[st
             _, states = step(states, tf.constant(image))
 
 
+def clip_calibration(config, paths) -> Iterator[dict[str, np.ndarray]]:
+    """Representative inputs by name: the clips the adapter would classify in each video."""
+    yielded = 0
+    for frames in video_frames(paths, config):
+        for clip in base_clips(frames, config.n_frames):
+            yield {IMAGE_INPUT: clip.frames[None].astype(np.float32)}
+            yielded += 1
+            if yielded >= CALIBRATION_SAMPLES:
+                return
+
+
 def convert(concrete_function, trackable, quantize: str, representative=None) -> bytes:
     """Convert a concrete function to a TF Lite flatbuffer.
 
@@ -112,9 +149,13 @@ def convert(concrete_function, trackable, quantize: str, representative=None) ->
         The .tflite file's bytes.
     """
     if quantize not in QUANTIZATIONS:
-        raise UsageError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+        raise UsageError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}. Received: quantize={quantize!r}")
+    # Builtin ops only: the LiteRT interpreter runs no TF Select ops, so a model needing them fails here.
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], trackable)
-    if quantize == "int8":
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
     return converter.convert()
@@ -134,26 +175,28 @@ def export_tflite(
         config: the configuration it was loaded with (mode, imgz, n_frames, fps).
         output_path: the .tflite file to write; FILE.json is written beside it.
         quantize: one of QUANTIZATIONS.
-        calibration_videos: video files whose frames calibrate int8 (required for int8).
+        calibration_videos: video files whose frames (stream) or clips (base) calibrate int8
+            (required for int8).
 
     Returns:
         The description written to FILE.json.
     """
-    if quantize not in QUANTIZATIONS:
-        raise UsageError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
-    if config.model_mode != "stream":
-        raise UsageError(
-            f"TF Lite export takes stream models; movinet-{config.model_id}-{config.model_mode} is a base model, whose "
-            "3D average pooling (AvgPool3D) has no TF Lite builtin kernel. Export a stream model (--model "
-            f"movinet-{config.model_id}-stream), or use export-hub for a SavedModel of the base model."
-        )
     if quantize == "int8" and not calibration_videos:
         raise CalibrationError("--quantize int8 needs --calibration-videos: a folder of videos like the ones to classify")
     model = loaded.model
-    function, initial_states = stream_step_function(model, config.imgz)
+    if config.model_mode == "stream":
+        function, initial_states = stream_step_function(model, config.imgz)
+        image_shape = [1, 1, config.imgz, config.imgz, 3]
 
-    def samples():
-        return stream_calibration(model, config, calibration_videos, initial_states)
+        def samples():
+            return stream_calibration(model, config, calibration_videos, initial_states)
+
+    else:
+        function = clip_function(model, config.n_frames, config.imgz)
+        image_shape = [1, config.n_frames, config.imgz, config.imgz, 3]
+
+        def samples():
+            return clip_calibration(config, calibration_videos)
 
     if quantize == "int8" and next(iter(samples()), None) is None:
         raise CalibrationError(f"none of the {len(calibration_videos)} calibration videos could be read")
@@ -168,11 +211,14 @@ def export_tflite(
         "quantize": quantize,
         "imgz": config.imgz,
         "fps": config.frame_rate,
-        "inputs": {IMAGE_INPUT: [1, 1, config.imgz, config.imgz, 3]},
-        "states_start_at": "zeros",
+        "inputs": {IMAGE_INPUT: image_shape},
         "source": loaded.source,
         "labels": list(loaded.labels),
     }
+    if config.model_mode == "stream":
+        description["states_start_at"] = "zeros"
+    else:
+        description["n_frames"] = config.n_frames
     with open(description_path(output_path), "w") as file:
         json.dump(description, file, indent=2)
     logger.info("Wrote %s (%.1f MiB) and %s", output_path, len(flatbuffer) / 2**20, description_path(output_path))
