@@ -106,7 +106,7 @@ def describe_saved_model(saved_model_dir: str) -> SavedModelInfo:
     numbered = {}
     for name, shape in shapes.items():
         match = name.split("/")
-        if len(match) == 3 and match[0] == "variables" and match[1].isdigit():
+        if len(match) == 4 and match[0] == "variables" and match[1].isdigit():
             numbered[int(match[1])] = shape
     last = sorted(numbered)[-4:]
     if len(last) < 4 or len(numbered[last[3]]) != 1 or numbered[last[2]][-1:] != numbered[last[3]]:
