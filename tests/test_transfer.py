@@ -8,6 +8,7 @@ tests prove the mechanics, benchmarks/transfer.py that a pretrained start helps.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from adapter.loading import LABELS_ASSET, FineTunedInfo, find_finetuned, load_mo
 from adapter.presets import kinetics_600_labels, preset_model
 from adapter.training.model import build_training_model
 from adapter.offline import offline_model
-from tests.conftest import HANDLE
+from tests.conftest import HANDLE, ROOT, _cache_root
 from tests.motion_dataset import write_motion_dataset
 from tests.videos import write_video
 
@@ -34,22 +35,47 @@ SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4
 SMALL_SET = ["--set", "imgz=32", "--set", "n_frames=4", "--set", "batch_size=4", "--set", "fps=5"]
 
 
-@pytest.fixture(scope="module")
-def finetuned(tmp_path_factory) -> str:
-    """A folder of fine-tuned a0-base weights for LABELS, as save() writes it (random weights)."""
-    folder = str(tmp_path_factory.mktemp("finetuned"))
+def cached(name: str, make) -> str:
+    """A product of make(folder) in the test cache, keyed by the sources that define it; made once.
+
+    SavedModel exports take minutes on 2 cores: they are made when the exporter, the network
+    or the presets change (or the cache is cold), as conftest caches the hub exports.
+    """
+    sources = [ROOT / "adapter" / f for f in ("savedmodel_export.py", "network.py", "fast_conv.py", "presets.py")]
+    digest = hashlib.sha1(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
+    target = _cache_root() / f"savedmodel-export-{digest}" / name
+    if not target.is_dir():
+        partial = target.with_name(f"{name}.partial-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        make(str(partial))
+        try:
+            partial.rename(target)  # only complete products become visible
+        except OSError:  # another session made it meanwhile
+            shutil.rmtree(partial, ignore_errors=True)
+    return str(target)
+
+
+def write_finetuned(folder: str) -> None:
+    """Fine-tuned a0-base weights for LABELS in folder, as save() writes them (random weights)."""
     tf.keras.utils.set_random_seed(5)
     model = network.build_classifier("a0", "base", num_classes=len(LABELS))
     save_finetuned(model, folder, FineTunedInfo("a0", "base", LABELS, imgz=32, n_frames=4, fps=5.0))
-    return folder
 
 
 @pytest.fixture(scope="module")
-def exported(finetuned, tmp_path_factory) -> str:
+def finetuned() -> str:
+    return cached("finetuned", write_finetuned)
+
+
+@pytest.fixture(scope="module")
+def exported(finetuned) -> str:
     """`movinet export-savedmodel --weights FINETUNED --output DIR`."""
-    output = str(tmp_path_factory.mktemp("export") / "savedmodel")
-    assert cli.main(["export-savedmodel", "--weights", finetuned, "--output", output, *SMALL_SET]) == 0
-    return output
+
+    def export(output):
+        assert cli.main(["export-savedmodel", "--weights", finetuned, "--output", output, *SMALL_SET]) == 0
+
+    return cached("base-savedmodel", export)
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +147,11 @@ def test_a_savedmodel_of_another_variant_or_mode_names_what_it_is_and_what_is_as
     assert "movinet-a0-base with 3 classes" in message and "model_id='a1'" in message
 
 
-def test_export_savedmodel_of_a_stream_model_has_init_states_and_call_with_the_adapters_outputs(hub_cache, tmp_path):
-    output = str(tmp_path / "stream")
-    assert cli.main(["export-savedmodel", "--model", "movinet-a0-stream", "--output", output, "--set", "imgz=32"]) == 0
+def test_export_savedmodel_of_a_stream_model_has_init_states_and_call_with_the_adapters_outputs(hub_cache):
+    def export(output):
+        assert cli.main(["export-savedmodel", "--model", "movinet-a0-stream", "--output", output, "--set", "imgz=32"]) == 0
+
+    output = cached("stream-savedmodel", export)  # the hub a0-stream export (random weights) with its labels
     saved = tf.saved_model.load(output)  # as TF Serving loads it
     assert set(saved.signatures) == {"init_states", "call"}
 
