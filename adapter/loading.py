@@ -97,8 +97,8 @@ def load_model(config: MovinetConfig, local_path: str | None, labels: Sequence[s
     The hub model may have any number of classes (read from the SavedModel). Its label names,
     first that fits: labels (the model entity's label map) when it has one name per class, so
     renamed labels survive; the SavedModel's labels.txt asset (export-savedmodel writes it);
-    the Kinetics-600 names for a 600-class model. A model with another class count and no
-    names is refused.
+    the Kinetics-600 names for a 600-class model; else placeholder names class_0, class_1, ...
+    with a warning (training replaces the head, so such a model is still a starting point).
 
     Args:
         config: variant, hub_handle, hub_version.
@@ -143,11 +143,20 @@ def _hub_labels(saved_model_dir: str, num_classes: int, labels: Sequence[str] | 
     elif num_classes == 600:
         chosen, origin = kinetics_600_labels(), "the 600 Kinetics label names"
     else:
-        raise ConfigError(
-            f"The SavedModel at {saved_model_dir} has {num_classes} classes, but no label names for them: "
-            f"the model's label map has {len(labels or [])} and the SavedModel has no {LABELS_ASSET} asset "
-            f"of {num_classes} lines. Set the model's labels (or id_to_label_map) to its {num_classes} class names"
+        # Training replaces the head anyway, so the weights stay usable as a starting point.
+        chosen, origin = [f"class_{index}" for index in range(num_classes)], "placeholder names class_0, class_1, ..."
+        logger.warning(
+            "The SavedModel at %s has %d classes and no label names for them (no %s asset, and the model's label "
+            "map has %d): predictions name them class_0..class_%d; set the model's labels (or id_to_label_map) "
+            "to its %d class names",
+            saved_model_dir,
+            num_classes,
+            LABELS_ASSET,
+            len(labels or []),
+            num_classes - 1,
+            num_classes,
         )
+        return chosen
     if labels:
         logger.warning(
             "The model's label map has %d labels, but the SavedModel at %s has %d classes (no fine-tuned "

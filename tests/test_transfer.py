@@ -126,13 +126,20 @@ def test_an_exported_savedmodel_is_a_hub_handle_again_with_the_labels_of_its_ass
     assert renamed.loaded.labels == ["a", "b", "c"]
 
 
-def test_a_hub_savedmodel_of_another_class_count_without_label_names_is_refused_naming_the_count(exported, tmp_path):
+def test_a_hub_savedmodel_without_label_names_gets_placeholders_and_a_warning(exported, tmp_path, caplog):
     unnamed = tmp_path / "unnamed"
     shutil.copytree(exported, unnamed)
     os.remove(unnamed / "assets" / LABELS_ASSET)
+    config = MovinetConfig.from_dict({**SMALL, "hub_handle": str(unnamed)})
 
-    with pytest.raises(ConfigError, match=r"has 3 classes, but no label names.*labels"):
-        load_model(MovinetConfig.from_dict({**SMALL, "hub_handle": str(unnamed)}), None, labels=kinetics_600_labels())
+    with caplog.at_level(logging.WARNING, logger="adapter.loading"):
+        loaded = load_model(config, None, labels=kinetics_600_labels())
+
+    assert loaded.labels == ["class_0", "class_1", "class_2"]
+    assert "has 3 classes and no label names" in caplog.text and "id_to_label_map" in caplog.text
+    # Still a starting point for training: the head's class layer is replaced.
+    model = build_training_model(config, ["a", "b"], loaded)
+    assert model(tf.zeros([1, 4, 32, 32, 3])).shape == (1, 2)
 
 
 def test_a_savedmodel_of_another_variant_or_mode_names_what_it_is_and_what_is_asked(hub_cache, exported_models, exported):
