@@ -53,7 +53,11 @@ class LoadedModel:
     handle: str | None = None  # the hub handle the SavedModel was resolved from (hub models)
 
     def description(self) -> str:
-        """Where the weights came from, in words: fine-tuned folder or hub handle and path, and the class count."""
+        """Where the weights came from, in words, for the training log.
+
+        Returns:
+            Fine-tuned folder (variant) or hub handle and resolved path, with the class count.
+        """
         if self.finetuned is not None:
             info = self.finetuned
             return (

@@ -80,6 +80,7 @@ class SavedModelInfo:
     num_classes: int
 
     def name(self) -> str:
+        """Returns: e.g. "movinet-a0-stream with 600 classes", for errors."""
         model_id, mode = self.model_id or "<unknown variant>", self.model_mode or "<unknown mode>"
         return f"movinet-{model_id}-{mode} with {self.num_classes} classes"
 
