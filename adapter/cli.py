@@ -5,9 +5,10 @@
   movinet watch SOURCE [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--every SECONDS]
                 [--stall-timeout SECONDS] [--format NAME]
   movinet export-hub --model-id a0 --mode base --output DIR [--checkpoint PATH] [--num-classes N]
-  movinet train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c]
+  movinet train DATA_DIR --output DIR [--model NAME] [--set KEY=VALUE]... [--labels a,b,c] [--weights DIR]
   movinet evaluate DATA_DIR [--model NAME] [--set KEY=VALUE]... [--weights DIR] [--subset validation]
                    [--output FILE.json] [--plot FILE.png]
+  movinet export-savedmodel (--model NAME | --weights DIR) [--set KEY=VALUE]... --output DIR
   movinet export-tflite (--model NAME | --weights DIR) [--set KEY=VALUE]... --output FILE.tflite
                    [--quantize none|float16|int8] [--calibration-videos DIR]
 
@@ -303,13 +304,31 @@ def run_export_tflite(args) -> int:
     return 0
 
 
+def run_export_savedmodel(args) -> int:
+    from adapter.savedmodel_export import export_savedmodel
+
+    if args.weights is not None:
+        info = finetuned_info(args.weights)
+        args.model = f"movinet-{info.model_id}-{info.model_mode}"  # the preset the weights were trained from
+    args.model = args.model or DEFAULT_MODEL
+    adapter = loaded_adapter(args)
+    written = export_savedmodel(adapter.loaded, adapter.config, args.output)
+    print(
+        f"Wrote a TF-Hub-format SavedModel of movinet-{written['model_id']}-{written['model_mode']} "
+        f"({len(written['labels'])} labels) to {args.output}"
+    )
+    return 0
+
+
 def run_train(args) -> int:
     from adapter.training.offline import run_offline_training
 
     overrides = parse_set(args.set)
     adapter = offline_adapter(manifest_model(args.manifest, args.model), overrides)
     labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
-    run_offline_training(adapter, args.data_dir, args.output, labels=labels)
+    if args.weights is not None:
+        finetuned_info(args.weights)  # refuse a folder without fine-tuned weights before reading data
+    run_offline_training(adapter, args.data_dir, args.output, labels=labels, weights=args.weights)
     return 0
 
 
@@ -409,11 +428,26 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     tflite.add_argument("--calibration-videos", metavar="DIR", help="videos that calibrate int8 (required for int8)")
     tflite.set_defaults(run=run_export_tflite)
 
+    savedmodel = commands.add_parser(
+        "export-savedmodel", help="write the model (fine-tuned or hub) as a TF-Hub-format SavedModel with its labels"
+    )
+    source = savedmodel.add_mutually_exclusive_group()
+    source.add_argument("--model", help=f"model entry in dataloop.json (default {DEFAULT_MODEL})")
+    source.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
+    savedmodel.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one configuration key (repeatable)")
+    savedmodel.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
+    savedmodel.add_argument("--output", required=True, metavar="DIR", help="the SavedModel folder to create")
+    savedmodel.set_defaults(run=run_export_savedmodel)
+
     train = commands.add_parser("train", help="fine-tune on a folder in the Dataloop training layout")
     train.add_argument("data_dir", metavar="DATA_DIR")
     train.add_argument("--output", required=True)
     add_model_options(train)
     train.add_argument("--labels", help="comma-separated label map (default: sorted labels found in the train subset)")
+    train.add_argument(
+        "--weights",
+        help="start from fine-tuned weights written by save() / train (same labels: continue; other labels: new class layer)",
+    )
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("evaluate", help="score predictions against a subset's class annotations")

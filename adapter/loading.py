@@ -16,13 +16,15 @@ import tf_keras
 from adapter import network
 from adapter.config import ConfigError, MovinetConfig
 from adapter.errors import UsageError
-from adapter.hub import resolve_saved_model
+from adapter.hub import kinetics_handle, resolve_saved_model
 from adapter.presets import kinetics_600_labels
 
 logger = logging.getLogger(__name__)
 
 METADATA_FILENAME = "movinet.json"
 DEFAULT_WEIGHTS_FILENAME = "movinet_finetuned.weights.h5"
+# The label map of a SavedModel written by export-savedmodel: one label a line, by class index.
+LABELS_ASSET = "labels.txt"
 
 
 class FineTunedFolderError(UsageError, ValueError):
@@ -48,6 +50,21 @@ class LoadedModel:
     labels: list[str]
     source: str  # where the weights came from, for logs and errors
     finetuned: FineTunedInfo | None = None
+    handle: str | None = None  # the hub handle the SavedModel was resolved from (hub models)
+
+    def description(self) -> str:
+        """Where the weights came from, in words, for the training log.
+
+        Returns:
+            Fine-tuned folder (variant) or hub handle and resolved path, with the class count.
+        """
+        if self.finetuned is not None:
+            info = self.finetuned
+            return (
+                f"fine-tuned weights movinet-{info.model_id}-{info.model_mode} ({len(self.labels)} classes) "
+                f"in {self.source}"
+            )
+        return f"the hub model {self.handle} ({len(self.labels)} classes) at {self.source}"
 
 
 def save_finetuned(model: tf_keras.Model, local_path: str, info: FineTunedInfo) -> str:
@@ -79,29 +96,81 @@ def find_finetuned(local_path: str | None) -> FineTunedInfo | None:
 
 
 def load_model(config: MovinetConfig, local_path: str | None, labels: Sequence[str] | None = None) -> LoadedModel:
-    """Fine-tuned weights from local_path when it holds them, else the pretrained hub model.
+    """Fine-tuned weights from local_path when it holds them, else the hub model (hub_handle or tfhub.dev).
 
-    labels: the model entity's label map, used for the pretrained model when it names the
-    600 Kinetics classes (so renamed labels survive); otherwise the Kinetics names apply.
+    The hub model may have any number of classes (read from the SavedModel). Its label names,
+    first that fits: labels (the model entity's label map) when it has one name per class, so
+    renamed labels survive; the SavedModel's labels.txt asset (export-savedmodel writes it);
+    the Kinetics-600 names for a 600-class model; else placeholder names class_0, class_1, ...
+    with a warning (training replaces the head, so such a model is still a starting point).
+
+    Args:
+        config: variant, hub_handle, hub_version.
+        local_path: the model's artifacts (may hold fine-tuned weights), or None.
+        labels: the model entity's label map, if any.
+
+    Returns:
+        The loaded model, its labels and where it came from.
     """
     info = find_finetuned(local_path)
     if info is not None:
         return load_finetuned(config, local_path, info)
+    handle = config.hub_handle or kinetics_handle(config)
     saved_model_dir = resolve_saved_model(config)
-    model = network.load_pretrained(config.model_id, config.model_mode, saved_model_dir, num_classes=600)
-    if labels is not None and len(labels) == 600:
-        labels = list(labels)
+    model, found = network.load_pretrained(config.model_id, config.model_mode, saved_model_dir)
+    labels = _hub_labels(saved_model_dir, found.num_classes, labels)
+    return LoadedModel(model, labels, source=saved_model_dir, handle=handle)
+
+
+def saved_model_labels(saved_model_dir: str) -> list[str] | None:
+    """The label map in a SavedModel's labels.txt asset, or None when it has none.
+
+    Args:
+        saved_model_dir: the SavedModel folder.
+
+    Returns:
+        The labels by class index, or None.
+    """
+    path = os.path.join(saved_model_dir, "assets", LABELS_ASSET)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as file:
+        return [line.rstrip("\n") for line in file if line.strip()]
+
+
+def _hub_labels(saved_model_dir: str, num_classes: int, labels: Sequence[str] | None) -> list[str]:
+    if labels is not None and len(labels) == num_classes:
+        return list(labels)
+    asset = saved_model_labels(saved_model_dir)
+    if asset is not None and len(asset) == num_classes:
+        chosen, origin = asset, f"its {LABELS_ASSET} asset"
+    elif num_classes == 600:
+        chosen, origin = kinetics_600_labels(), "the 600 Kinetics label names"
     else:
-        if labels:
-            logger.warning(
-                "The model's label map has %d labels, but these are the pretrained Kinetics-600 weights "
-                "(no fine-tuned weights in %s): predictions use the 600 Kinetics label names until the "
-                "model is fine-tuned",
-                len(labels),
-                local_path,
-            )
-        labels = kinetics_600_labels()
-    return LoadedModel(model, labels, source=saved_model_dir)
+        # Training replaces the head anyway, so the weights stay usable as a starting point.
+        chosen, origin = [f"class_{index}" for index in range(num_classes)], "placeholder names class_0, class_1, ..."
+        logger.warning(
+            "The SavedModel at %s has %d classes and no label names for them (no %s asset, and the model's label "
+            "map has %d): predictions name them class_0..class_%d; set the model's labels (or id_to_label_map) "
+            "to its %d class names",
+            saved_model_dir,
+            num_classes,
+            LABELS_ASSET,
+            len(labels or []),
+            num_classes - 1,
+            num_classes,
+        )
+        return chosen
+    if labels:
+        logger.warning(
+            "The model's label map has %d labels, but the SavedModel at %s has %d classes (no fine-tuned "
+            "weights in the artifacts): predictions use %s",
+            len(labels),
+            saved_model_dir,
+            num_classes,
+            origin,
+        )
+    return list(chosen)
 
 
 def load_finetuned(config: MovinetConfig, local_path: str, info: FineTunedInfo) -> LoadedModel:

@@ -141,9 +141,11 @@ def build_training_model(
         for source, target in parts:
             target.set_weights(source.get_weights())
         logger.info(
-            "Starting from %s with %s",
-            start.source,
-            "its head (same labels)" if same_classes else f"a new head for {len(labels)} classes",
+            "Training starts from %s: %s",
+            start.description(),
+            "continuing with its whole head (same labels)"
+            if same_classes
+            else f"its backbone and head projection, with a new class layer for {len(labels)} labels",
         )
     if config.freeze_backbone:
         # Frozen batch norm also runs in inference mode (Keras 2), keeping the pretrained statistics.
