@@ -26,8 +26,9 @@ from adapter.dataset_runs import (
     progress_bars_on_terminal_only,
 )
 from adapter.errors import MovinetError
-from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
+from adapter.inference import VideoPrediction
 from adapter.loading import LoadedModel, load_model
+from adapter.tflite_runtime import make_classifier
 from adapter.offline import OfflineModel
 from adapter.prefetch import prefetch
 from adapter.preprocessing import preprocess_frame
@@ -120,10 +121,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
         self.model = self.loaded.model
-        if self.config.model_mode == "base":
-            self._classifier = BaseVideoClassifier(self.model, self.config.batch_size)
-        else:
-            self._classifier = StreamVideoClassifier(self.model)
+        self._classifier = make_classifier(self.config, self.loaded)
         logger.info(
             "Loaded movinet-%s-%s from %s (%d labels)",
             self.config.model_id,
