@@ -106,6 +106,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
             )
         return model_labels or map_labels
 
+    @property
+    def model(self):
+        """The Keras network, built on first use (the TF Lite runtime's cached conversion needs none)."""
+        return self.loaded.model if self.loaded is not None else None
+
+    @model.setter
+    def model(self, value):  # the SDK's constructor sets it to None; load() sets self.loaded
+        if value is not None:
+            raise AttributeError("MovinetAdapter.model comes from load()")
+
     # ------------------------------------------------------------------ load / save
     def load(self, local_path, **kwargs):
         self._artifacts_path = local_path
@@ -120,14 +130,14 @@ class MovinetAdapter(dl.BaseModelAdapter):
             if differing:
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
-        self.model = self.loaded.model
         self._classifier = make_classifier(self.config, self.loaded)
         logger.info(
-            "Loaded movinet-%s-%s from %s (%d labels)",
+            "Loaded movinet-%s-%s from %s (%d labels, runtime %s)",
             self.config.model_id,
             self.config.model_mode,
             self.loaded.source,
             len(self.loaded.labels),
+            self.config.resolved_runtime,
         )
 
     def save(self, local_path, **kwargs):

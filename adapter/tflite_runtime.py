@@ -161,6 +161,7 @@ def _write_entry(folder: str, key: dict, step: bytes, head: bytes) -> None:
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     partial = tempfile.mkdtemp(prefix=".partial-", dir=parent)
+    os.chmod(partial, 0o755)  # mkdtemp makes it private; the cache is shared like the model
     files = {_STEP_FILE: step, _HEAD_FILE: head}
     for name, data in files.items():
         with open(os.path.join(partial, name), "wb") as file:
