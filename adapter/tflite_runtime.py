@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from importlib import metadata
 from typing import Callable, Iterable, Iterator
@@ -170,14 +171,10 @@ def _write_entry(folder: str, key: dict, step: bytes, head: bytes) -> None:
     with open(os.path.join(partial, _MANIFEST_FILE), "w") as file:
         json.dump(manifest, file, indent=2)
     if os.path.isdir(folder):  # a damaged entry: replace it
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
     try:
         os.rename(partial, folder)
     except OSError:  # another process won the race; its entry is as good
-        import shutil
-
         shutil.rmtree(partial, ignore_errors=True)
 
 
@@ -244,7 +241,11 @@ def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, b
 
 
 def default_threads() -> int:
-    """Interpreter threads: the cores this process may run on."""
+    """Interpreter threads: one per core this process may run on.
+
+    Returns:
+        The thread count.
+    """
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -304,6 +305,13 @@ class TFLiteStreamClassifier:
             yield segment, _softmax(logits)[0]
 
     def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
+        """The video's prediction, as StreamVideoClassifier.classify gives it.
+
+        Args:
+            windows: the video's windows, in order.
+        Returns:
+            The last window's probabilities so far, and every window's segment.
+        """
         return classify_stream(self.segments(windows))
 
     def embed(self, windows: Iterable[Clip]) -> np.ndarray:
