@@ -209,7 +209,9 @@ def cached_conversion(loaded: LoadedModel, config: MovinetConfig, converter: Cal
             logger.warning("Cannot cache the TF Lite conversion in %s: %s", folder, err)
             continue
         logger.info("Cached the TF Lite conversion in %s", folder)
-        break
+        if loaded.finetuned is None:
+            break
+        # Fine-tuned weights come down into a new folder on each deploy: keep a copy the next finds.
     return step, head
 
 
@@ -267,7 +269,7 @@ class TFLiteStreamClassifier:
     def __init__(self, step: bytes, head: bytes, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        threads = num_threads or default_threads()
+        threads = self._threads = num_threads or default_threads()
         # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
         kwargs = dict(num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN)
         self._step = Interpreter(model_content=step, **kwargs).get_signature_runner()

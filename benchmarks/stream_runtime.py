@@ -56,7 +56,9 @@ def step_benchmark(frames: int, rounds: int) -> dict:
     config = MovinetConfig.from_dict({"model_id": "a0", "model_mode": "stream", "imgz": 172})
     loaded = load_model(config, None)
     tensorflow = StreamVideoClassifier(loaded.model)
-    tflite = TFLiteStreamClassifier(*cached_conversion(loaded, config, convert_stream))
+    flatbuffers = cached_conversion(loaded, config, convert_stream)
+    tflite = TFLiteStreamClassifier(*flatbuffers)  # default threads: one per core
+    single = TFLiteStreamClassifier(*flatbuffers, num_threads=1)
     images = np.random.default_rng(0).random((frames, 1, 1, 172, 172, 3), np.float32)
 
     def run_tensorflow():
@@ -67,25 +69,27 @@ def step_benchmark(frames: int, rounds: int) -> dict:
         logits.numpy()
         return (time.perf_counter() - start) / frames * 1000
 
-    def run_tflite():
-        states = tflite._initial
+    def run_tflite(classifier=tflite):
+        states = classifier._initial
         start = time.perf_counter()
         for image in images:
-            outputs = tflite._step(image=image, **states)
+            outputs = classifier._step(image=image, **states)
             outputs.pop("logits")
             states = outputs
         return (time.perf_counter() - start) / frames * 1000
 
-    run_tensorflow(), run_tflite()  # warm-up: tracing, delegate preparation
-    times = {"tensorflow": [], "tflite": []}
+    run_tensorflow(), run_tflite(), run_tflite(single)  # warm-up: tracing, delegate preparation
+    times = {"tensorflow": [], "tflite": [], "tflite_1_thread": []}
     for _ in range(rounds):
         times["tensorflow"].append(run_tensorflow())
         times["tflite"].append(run_tflite())
+        times["tflite_1_thread"].append(run_tflite(single))
     result = {name: round(statistics.median(values), 2) for name, values in times.items()}
     return {
         "benchmark": "step",
         "ms_per_frame": result,
         "speedup": round(result["tensorflow"] / result["tflite"], 1),
+        "tflite_threads": tflite._threads,
         "frames": frames,
         "rounds": rounds,
         "all_ms": {k: [round(v, 2) for v in values] for k, values in times.items()},

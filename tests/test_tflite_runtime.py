@@ -17,7 +17,7 @@ from adapter import tflite_runtime
 from adapter.clips import stream_windows
 from adapter.config import ConfigError, MovinetConfig
 from adapter.inference import StreamVideoClassifier
-from adapter.loading import LoadedModel, load_model
+from adapter.loading import FineTunedInfo, LoadedModel, load_model
 from adapter.preprocessing import preprocess_frame
 from adapter.video import VideoReader
 from tests.videos import write_video
@@ -189,3 +189,18 @@ def test_an_unwritable_model_folder_caches_in_the_user_cache(tmp_path, no_user_c
 
     assert converter.calls == 1
     assert os.listdir(tmp_path / "user-cache" / "movinet-adapter" / tflite_runtime.CACHE_DIRNAME)
+
+
+def test_fine_tuned_weights_downloaded_to_a_new_folder_reuse_the_conversion(tmp_path, no_user_cache):
+    info = FineTunedInfo("a0", "stream", ["a", "b"], imgz=IMGZ, n_frames=4, fps=5.0, weights_filename="w.h5")
+
+    def downloaded(folder):
+        folder.mkdir()
+        (folder / "w.h5").write_bytes(b"fine-tuned weights")
+        return LoadedModel(None, ["a", "b"], source=str(folder), finetuned=info)
+
+    converter = FakeConverter()
+    first = tflite_runtime.cached_conversion(downloaded(tmp_path / "deploy-1"), CONFIG, converter)
+    again = tflite_runtime.cached_conversion(downloaded(tmp_path / "deploy-2"), CONFIG, converter)
+
+    assert first == again and converter.calls == 1
