@@ -288,6 +288,8 @@ def run_export_tflite(args) -> int:
         info = finetuned_info(args.weights)
         args.model = f"movinet-{info.model_id}-{info.model_mode}"  # the preset the weights were trained from
     args.model = args.model or DEFAULT_MODEL
+    # The export converts by itself: no runtime conversion at load.
+    args.set = [*(args.set or []), "runtime=tensorflow"]
     adapter = loaded_adapter(args)
     videos = []
     if args.calibration_videos:

@@ -16,6 +16,8 @@ from adapter.presets import MODEL_IDS, MODEL_MODES, VARIANTS
 
 logger = logging.getLogger(__name__)
 
+RUNTIMES = ("tensorflow", "tflite")
+
 # Keys the Dataloop SDK and platform keep in a model's configuration. They are not
 # ours to validate, but they are not typos either.
 PLATFORM_KEYS = frozenset(
@@ -94,6 +96,8 @@ class MovinetConfig:
     # Length of the vectors embed uploads (the SDK sizes the feature set with it); None means
     # the variant's pooled-feature size, the only length the network produces.
     embeddings_size: int | None = None
+    # How stream models run: "tensorflow" or "tflite" (LiteRT); None: tflite for stream, tensorflow for base.
+    runtime: str | None = None
     # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
     predict_embed_subset_limit: int = 1000
 
@@ -101,6 +105,13 @@ class MovinetConfig:
     def frame_rate(self) -> float:
         """The rate (frames per second) videos are resampled to before the model."""
         return float(self.fps) if self.fps is not None else float(VARIANTS[self.model_id].fps)
+
+    @property
+    def resolved_runtime(self) -> str:
+        """The runtime prediction uses: runtime when set, else "tflite" for stream and "tensorflow" for base."""
+        if self.runtime is not None:
+            return self.runtime
+        return "tflite" if self.model_mode == "stream" else "tensorflow"
 
     @property
     def variant_embeddings_size(self) -> int:
@@ -183,6 +194,10 @@ class MovinetConfig:
             _check_label_map(self.id_to_label_map)
         if self.embeddings_size is not None:
             _check_int(self, "embeddings_size", minimum=1)
+        if self.runtime is not None:
+            _check_choice(self, "runtime", RUNTIMES)
+            if self.runtime == "tflite" and self.model_mode == "base":
+                _fail("runtime", self.runtime, "'tensorflow' for base models (their 3D average pooling has no TF Lite kernel yet)")
 
     def labels_from_map(self) -> list[str] | None:
         """id_to_label_map as a list ordered by class index, or None when unset."""

@@ -44,13 +44,33 @@ class FineTunedInfo:
     weights_filename: str = DEFAULT_WEIGHTS_FILENAME
 
 
-@dataclasses.dataclass
 class LoadedModel:
-    model: tf_keras.Model
-    labels: list[str]
-    source: str  # where the weights came from, for logs and errors
-    finetuned: FineTunedInfo | None = None
-    handle: str | None = None  # the hub handle the SavedModel was resolved from (hub models)
+    """A resolved model: its labels, where its weights are, and the Keras network.
+
+    Given build instead of model, the network is built and restored on first use of .model,
+    so a runtime that needs none (TF Lite from a cached conversion) starts without it.
+    """
+
+    def __init__(
+        self,
+        model,
+        labels,
+        source: str,
+        finetuned: FineTunedInfo | None = None,
+        build=None,
+        handle: str | None = None,
+    ):
+        self._model, self._build = model, build
+        self.labels: list[str] = labels
+        self.source = source  # where the weights came from, for logs and errors
+        self.finetuned = finetuned
+        self.handle = handle  # the hub handle the SavedModel was resolved from (hub models)
+
+    @property
+    def model(self) -> tf_keras.Model:
+        if self._model is None and self._build is not None:
+            self._model, self._build = self._build(), None
+        return self._model
 
     def description(self) -> str:
         """Where the weights came from, in words, for the training log.
@@ -117,9 +137,14 @@ def load_model(config: MovinetConfig, local_path: str | None, labels: Sequence[s
         return load_finetuned(config, local_path, info)
     handle = config.hub_handle or kinetics_handle(config)
     saved_model_dir = resolve_saved_model(config)
-    model, found = network.load_pretrained(config.model_id, config.model_mode, saved_model_dir)
+    # Read from the variables without building the network, which is built on first use.
+    found = network.check_saved_model(config.model_id, config.model_mode, saved_model_dir)
     labels = _hub_labels(saved_model_dir, found.num_classes, labels)
-    return LoadedModel(model, labels, source=saved_model_dir, handle=handle)
+
+    def build():
+        return network.load_pretrained(config.model_id, config.model_mode, saved_model_dir)[0]
+
+    return LoadedModel(None, labels, source=saved_model_dir, build=build, handle=handle)
 
 
 def saved_model_labels(saved_model_dir: str) -> list[str] | None:
@@ -180,7 +205,11 @@ def load_finetuned(config: MovinetConfig, local_path: str, info: FineTunedInfo) 
             f"configuration asks for model_id={config.model_id!r}, model_mode={config.model_mode!r}; "
             f"set them to {info.model_id!r} and {info.model_mode!r}"
         )
-    model = network.build_classifier(info.model_id, info.model_mode, num_classes=len(info.labels))
-    model.load_weights(os.path.join(local_path, info.weights_filename))
-    logger.info("Loaded fine-tuned %s-%s (%d labels) from %s", info.model_id, info.model_mode, len(info.labels), local_path)
-    return LoadedModel(model, list(info.labels), source=local_path, finetuned=info)
+
+    def build():
+        model = network.build_classifier(info.model_id, info.model_mode, num_classes=len(info.labels))
+        model.load_weights(os.path.join(local_path, info.weights_filename))
+        logger.info("Restored fine-tuned %s-%s weights from %s", info.model_id, info.model_mode, local_path)
+        return model
+
+    return LoadedModel(None, list(info.labels), source=local_path, finetuned=info, build=build)

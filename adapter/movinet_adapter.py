@@ -26,8 +26,9 @@ from adapter.dataset_runs import (
     progress_bars_on_terminal_only,
 )
 from adapter.errors import MovinetError
-from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, VideoPrediction
+from adapter.inference import VideoPrediction
 from adapter.loading import LoadedModel, load_model
+from adapter.tflite_runtime import make_classifier
 from adapter.offline import OfflineModel
 from adapter.prefetch import prefetch
 from adapter.preprocessing import preprocess_frame
@@ -105,6 +106,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
             )
         return model_labels or map_labels
 
+    @property
+    def model(self):
+        """The Keras network, built on first use (the TF Lite runtime's cached conversion needs none)."""
+        return self.loaded.model if self.loaded is not None else None
+
+    @model.setter
+    def model(self, value):  # the SDK's constructor sets it to None; load() sets self.loaded
+        if value is not None:
+            raise AttributeError("MovinetAdapter.model comes from load()")
+
     # ------------------------------------------------------------------ load / save
     def load(self, local_path, **kwargs):
         self._artifacts_path = local_path
@@ -119,17 +130,14 @@ class MovinetAdapter(dl.BaseModelAdapter):
             if differing:
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
-        self.model = self.loaded.model
-        if self.config.model_mode == "base":
-            self._classifier = BaseVideoClassifier(self.model, self.config.batch_size)
-        else:
-            self._classifier = StreamVideoClassifier(self.model)
+        self._classifier = make_classifier(self.config, self.loaded)
         logger.info(
-            "Loaded movinet-%s-%s from %s (%d labels)",
+            "Loaded movinet-%s-%s from %s (%d labels, runtime %s)",
             self.config.model_id,
             self.config.model_mode,
             self.loaded.source,
             len(self.loaded.labels),
+            self.config.resolved_runtime,
         )
 
     def save(self, local_path, **kwargs):

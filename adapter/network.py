@@ -148,6 +148,23 @@ def load_pretrained(model_id: str, model_mode: str, saved_model_dir: str) -> tup
         The model and what the SavedModel is; WeightsMismatch (naming what it found and what
         was asked for) when it is another variant or mode.
     """
+    found = check_saved_model(model_id, model_mode, saved_model_dir)
+    model = build_classifier(model_id, model_mode, found.num_classes)
+    restore_saved_model_variables(model, saved_model_dir)
+    return model, found
+
+
+def check_saved_model(model_id: str, model_mode: str, saved_model_dir: str) -> SavedModelInfo:
+    """What a hub-format SavedModel is, checked against the variant asked for (no network is built).
+
+    Args:
+        model_id, model_mode: the variant the configuration asks for.
+        saved_model_dir: the SavedModel folder.
+
+    Returns:
+        Its SavedModelInfo; WeightsMismatch (naming what it found and what was asked for)
+        when it is another variant or mode.
+    """
     found = describe_saved_model(saved_model_dir)
     if (found.model_id, found.model_mode) != (model_id, model_mode):
         raise WeightsMismatch(
@@ -156,9 +173,7 @@ def load_pretrained(model_id: str, model_mode: str, saved_model_dir: str) -> tup
             f"model_mode={model_mode!r}; set them to {found.model_id!r} and {found.model_mode!r} "
             "or point hub_handle at another SavedModel"
         )
-    model = build_classifier(model_id, model_mode, found.num_classes)
-    restore_saved_model_variables(model, saved_model_dir)
-    return model, found
+    return found
 
 
 def export_hub_model(

@@ -1,0 +1,332 @@
+"""The "tflite" runtime: stream models run frame by frame by the LiteRT interpreter.
+
+The loaded stream model is converted once (tflite_export.stream_step_function: one frame in,
+the states as inputs and outputs) and cached beside the model, keyed by what it was converted
+from: the source handle or weights file, a digest of the weights, the input size, the class
+count and the TensorFlow version. The next load reuses the file and needs no conversion.
+
+The classifier keeps StreamVideoClassifier's contract (segments(), classify(), embed()) and its
+results: the model pools its head feature as a running sum and frame count in the states, so a
+window's own probabilities are the head (a second, tiny TF Lite model) applied to the mean of
+the window's frames, and the embedding is the mean over every frame seen.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from adapter.clips import Clip
+from adapter.config import MovinetConfig
+from adapter.inference import (
+    _HEAD_POOL_COUNT,
+    _HEAD_POOL_SUM,
+    BaseVideoClassifier,
+    Segment,
+    StreamVideoClassifier,
+    VideoPrediction,
+    classify_stream,
+    unit_vector,
+)
+from adapter.loading import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIRNAME = "tflite-cache"
+# Bump when what is converted changes (signatures, head model), so old entries are not reused.
+FORMAT_VERSION = 1
+_STEP_FILE, _HEAD_FILE, _MANIFEST_FILE = "step.tflite", "head.tflite", "manifest.json"
+
+
+def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Callable | None = None):
+    """The classifier prediction and embedding use, for the configuration's runtime.
+
+    Args:
+        config: the loaded configuration (model_mode, runtime, imgz, batch_size).
+        loaded: the model load_model() resolved.
+        converter: converts (loaded, config) to the step and head flatbuffers; the default
+            converts with tflite_export (tests pass a spy).
+    Returns:
+        A BaseVideoClassifier, StreamVideoClassifier or TFLiteStreamClassifier; all offer
+        classify() and embed(), the stream ones segments() too.
+    """
+    runtime = config.resolved_runtime
+    if config.model_mode == "base":  # config validation refuses runtime "tflite" for base
+        return BaseVideoClassifier(loaded.model, config.batch_size)
+    if runtime == "tensorflow":
+        return StreamVideoClassifier(loaded.model)
+    step, head = cached_conversion(loaded, config, converter or convert_stream)
+    return TFLiteStreamClassifier(step, head)
+
+
+def _digest_files(paths: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(os.path.basename(path).encode())
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def weight_files(loaded: LoadedModel) -> list[str]:
+    """The files holding loaded's weights (fine-tuned weights file, or the SavedModel's variables).
+
+    Args:
+        loaded: a loaded model.
+    Returns:
+        Their paths.
+    """
+    if loaded.finetuned is not None:
+        return [os.path.join(loaded.source, loaded.finetuned.weights_filename)]
+    variables = os.path.join(loaded.source, "variables")
+    return [os.path.join(variables, name) for name in os.listdir(variables)]
+
+
+def conversion_key(loaded: LoadedModel, config: MovinetConfig) -> dict:
+    """What a conversion is made from: another value of any field means another conversion.
+
+    Args:
+        loaded: the loaded model (its source and weights).
+        config: gives the variant and input size.
+    Returns:
+        A JSON-able dict; its digest names the cache entry.
+    """
+    import tensorflow as tf
+
+    if loaded.finetuned is not None:
+        source = f"finetuned:{loaded.finetuned.weights_filename}"
+    else:  # the handle, not the local path: the tfhub cache path differs between machines
+        from adapter.hub import kinetics_handle
+
+        source = config.hub_handle or kinetics_handle(config)
+    return {
+        "format": FORMAT_VERSION,
+        "source": source,
+        "weights_sha256": _digest_files(weight_files(loaded)),
+        "variant": f"{config.model_id}-{config.model_mode}",
+        "num_classes": len(loaded.labels),
+        "imgz": config.imgz,
+        "tensorflow": tf.__version__,
+        "litert": metadata.version("ai-edge-litert"),
+    }
+
+
+def _key_digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cache_dirs(loaded: LoadedModel) -> list[str]:
+    """Where conversions are cached, in order: beside the model, else the user's cache folder.
+
+    Args:
+        loaded: the loaded model.
+    Returns:
+        Candidate folders.
+    """
+    user = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return [os.path.join(loaded.source, CACHE_DIRNAME), os.path.join(user, "movinet-adapter", CACHE_DIRNAME)]
+
+
+def _read_entry(folder: str, key: dict) -> tuple[bytes, bytes] | None:
+    """The entry's flatbuffers when complete and intact (the manifest's digests match), else None."""
+    try:
+        with open(os.path.join(folder, _MANIFEST_FILE)) as file:
+            manifest = json.load(file)
+        contents = []
+        for name in (_STEP_FILE, _HEAD_FILE):
+            with open(os.path.join(folder, name), "rb") as file:
+                data = file.read()
+            if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
+                raise ValueError(f"{name} does not match its digest")
+            contents.append(data)
+        if manifest["key"] != key:
+            raise ValueError("made from something else")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logger.warning("Ignoring the TF Lite cache entry %s: %s", folder, err)
+        return None
+    return contents[0], contents[1]
+
+
+def _write_entry(folder: str, key: dict, step: bytes, head: bytes) -> None:
+    """Write the entry into a temporary folder and rename it into place, so readers never see half of it."""
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".partial-", dir=parent)
+    os.chmod(partial, 0o755)  # mkdtemp makes it private; the cache is shared like the model
+    files = {_STEP_FILE: step, _HEAD_FILE: head}
+    for name, data in files.items():
+        with open(os.path.join(partial, name), "wb") as file:
+            file.write(data)
+    manifest = {"key": key, "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
+    with open(os.path.join(partial, _MANIFEST_FILE), "w") as file:
+        json.dump(manifest, file, indent=2)
+    if os.path.isdir(folder):  # a damaged entry: replace it
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.rename(partial, folder)
+    except OSError:  # another process won the race; its entry is as good
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def cached_conversion(loaded: LoadedModel, config: MovinetConfig, converter: Callable) -> tuple[bytes, bytes]:
+    """The step and head flatbuffers for loaded: from the cache, or converted and cached.
+
+    Args:
+        loaded: the loaded stream model.
+        config: the configuration it was loaded with.
+        converter: (loaded, config) -> (step flatbuffer, head flatbuffer), called on a miss.
+    Returns:
+        (step, head) flatbuffers.
+    """
+    key = conversion_key(loaded, config)
+    name = _key_digest(key)
+    folders = [os.path.join(root, name) for root in cache_dirs(loaded)]
+    for folder in folders:
+        entry = _read_entry(folder, key)
+        if entry is not None:
+            logger.info("Reusing the TF Lite conversion of %s in %s", key["variant"], folder)
+            return entry
+    logger.info(
+        "Converting movinet-%s (imgz %d) to TF Lite for the tflite runtime; this takes a minute or two, once",
+        key["variant"],
+        config.imgz,
+    )
+    step, head = converter(loaded, config)
+    for folder in folders:
+        try:
+            _write_entry(folder, key, step, head)
+        except OSError as err:
+            logger.warning("Cannot cache the TF Lite conversion in %s: %s", folder, err)
+            continue
+        logger.info("Cached the TF Lite conversion in %s", folder)
+        if loaded.finetuned is None:
+            break
+        # Fine-tuned weights come down into a new folder on each deploy: keep a copy the next finds.
+    return step, head
+
+
+def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, bytes]:
+    """Convert a stream model's one-frame step and its classifier head to TF Lite.
+
+    Args:
+        loaded: the loaded stream model.
+        config: gives imgz.
+    Returns:
+        (step flatbuffer, head flatbuffer).
+    """
+    import tensorflow as tf
+    from official.projects.movinet.modeling import movinet_layers
+
+    from adapter import tflite_export
+
+    model = loaded.model
+    step_function, initial = tflite_export.stream_step_function(model, config.imgz)
+    (head_layer,) = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
+    pooled = initial[_HEAD_POOL_SUM]
+
+    @tf.function(input_signature=[tf.TensorSpec(pooled.shape, tf.float32, name="pooled")])
+    def head(pooled):
+        return {tflite_export.LOGITS_OUTPUT: head_layer(pooled, training=False)}
+
+    step = tflite_export.convert(step_function, model, "none")
+    return step, tflite_export.convert(head.get_concrete_function(), model, "none")
+
+
+def default_threads() -> int:
+    """Interpreter threads: one per core this process may run on.
+
+    Returns:
+        The thread count.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _count(states: dict) -> float:
+    return float(np.asarray(states[_HEAD_POOL_COUNT]).reshape(-1)[0])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+class TFLiteStreamClassifier:
+    """Stream model as TF Lite: frames one at a time, states carried; StreamVideoClassifier's results."""
+
+    def __init__(self, step: bytes, head: bytes, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        threads = self._threads = num_threads or default_threads()
+        # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
+        kwargs = dict(num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN)
+        self._step = Interpreter(model_content=step, **kwargs).get_signature_runner()
+        self._head = Interpreter(model_content=head, **kwargs).get_signature_runner()
+        details = self._step.get_input_details()
+        self._initial = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items() if name != "image"}
+        self.imgz = int(details["image"]["shape"][2])
+
+    def _frames(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
+        """Run every frame of each window; yields (window, logits after it, states before, states after)."""
+        states = self._initial
+        for window in windows:
+            before = states
+            for frame in window.frames:
+                outputs = self._step(image=np.asarray(frame, np.float32)[None, None], **states)
+                logits = outputs.pop("logits")
+                states = outputs
+            yield window, logits, before, states
+
+    def segments(self, windows: Iterable[Clip]) -> Iterator[tuple[Segment, np.ndarray]]:
+        """Classify windows as they arrive, one result per window (live sources, long videos).
+
+        Args:
+            windows: the video's windows, in order; may be endless.
+        Returns:
+            An iterator of (the window's own segment, probabilities over everything seen so far),
+            each ready as soon as its window has run.
+        """
+        for window, logits, before, states in self._frames(windows):
+            frames = _count(states) - _count(before)
+            feature = ((states[_HEAD_POOL_SUM] - before[_HEAD_POOL_SUM]) / frames).astype(np.float32)
+            own = _softmax(self._head(pooled=feature)["logits"])[0]
+            best = int(np.argmax(own))
+            segment = Segment(window.first_index, window.last_index, best, float(own[best]), own)
+            yield segment, _softmax(logits)[0]
+
+    def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
+        """The video's prediction, as StreamVideoClassifier.classify gives it.
+
+        Args:
+            windows: the video's windows, in order.
+        Returns:
+            The last window's probabilities so far, and every window's segment.
+        """
+        return classify_stream(self.segments(windows))
+
+    def embed(self, windows: Iterable[Clip]) -> np.ndarray:
+        """The video's embedding: the pooled feature over every frame (what the final output projects).
+
+        Args:
+            windows: the video's windows, in order, as classify takes them.
+        Returns:
+            A 1-D float32 array of the variant's embeddings size and norm 1.
+        """
+        states = None
+        for _, _, _, states in self._frames(windows):
+            pass
+        if states is None:
+            raise ValueError("no window to embed")
+        return unit_vector(states[_HEAD_POOL_SUM] / _count(states))
