@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from adapter.cli import parse_set
+from adapter.model_options import parse_set
 from adapter.config import ConfigError
 from tests.conftest import ROOT
 from tests.videos import write_text_as_video, write_video
