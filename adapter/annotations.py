@@ -7,21 +7,13 @@ Frame numbers are the item's own (source frames, 0-based).
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import dtlpy as dl
 import numpy as np
 
+from adapter.clips import LabelledRange
 from adapter.inference import Segment, VideoPrediction
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelledRange:
-    label: str
-    first_frame: int
-    last_frame: int
-    confidence: float
 
 
 def top_k_labels(probabilities: np.ndarray, labels: Sequence[str], top_k: int) -> list[tuple[str, float]]:

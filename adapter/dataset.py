@@ -34,6 +34,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from adapter.clips import Clip, LabelledRange, clip_from_frames
 from adapter.errors import UsageError
 from adapter.preprocessing import CENTRE, preprocess_frame, resize_shorter_side
 from adapter.video import Frame, VideoError, VideoReader, is_video_mimetype
@@ -81,12 +82,6 @@ class SubsetSamples:
         return text
 
 
-@dataclasses.dataclass
-class ClipFrames:
-    frames: np.ndarray  # n_frames x imgz x imgz x 3 float32 RGB in [0, 1]
-    frame_indices: list[int]  # source frame index of each frame (the last repeats when padded)
-
-
 def train_and_validation_subsets(model_metadata: Mapping | None) -> tuple[str, str]:
     """Names of the training and validation subsets the model's metadata defines.
 
@@ -109,13 +104,6 @@ def train_and_validation_subsets(model_metadata: Mapping | None) -> tuple[str, s
 class _ItemRecord:
     json_path: Path
     item: dict
-
-
-@dataclasses.dataclass(frozen=True)
-class _LabelledRange:
-    label: str
-    first_frame: object  # as annotated: validated into a Sample or skipped
-    last_frame: object
 
 
 def _subset_dirs(data_path: str | os.PathLike, subset: str) -> tuple[Path, Path]:
@@ -146,7 +134,7 @@ def _read_item_jsons(json_dir: Path, skipped: collections.Counter) -> list[_Item
     return records
 
 
-def _class_ranges(item: dict) -> list[_LabelledRange]:
+def _class_ranges(item: dict) -> list[LabelledRange]:
     """The item's class annotations as labelled frame ranges (None: open or whole video)."""
     ranges = []
     for annotation in item.get("annotations") or []:
@@ -155,7 +143,7 @@ def _class_ranges(item: dict) -> list[_LabelledRange]:
         system = (annotation.get("metadata") or {}).get("system") or {}
         first = system.get("frame")
         last = system.get("endFrame")
-        ranges.append(_LabelledRange(str(annotation["label"]), first, last))
+        ranges.append(LabelledRange(str(annotation["label"]), first, last))
     return ranges
 
 
@@ -367,7 +355,7 @@ def read_clip(
     fps: float | None,
     start_fraction: float = 0.5,
     crop_position: tuple[float, float] = CENTRE,
-) -> ClipFrames:
+) -> Clip:
     """n_frames consecutive resampled frames inside the sample's range, preprocessed as predict does.
 
     start_fraction places the clip within the range: 0 starts at its first sampled frame,
@@ -397,9 +385,8 @@ def read_clip(
             break
     if not window:
         raise VideoError(sample.item_name, f"has no frame in the labelled range {first}..{last}")
-    frames = list(window) + [window[-1]] * (n_frames - len(window))
-    images = np.stack([preprocess_frame(frame.image, imgz, crop_position) for frame in frames])
-    return ClipFrames(images, [frame.index for frame in frames])
+    images = [preprocess_frame(frame.image, imgz, crop_position) for frame in window]
+    return clip_from_frames(images, [frame.index for frame in window], n_frames)
 
 
 class RangeCache:
@@ -462,7 +449,7 @@ class RangeCache:
 
     def clip(
         self, sample: Sample, *, n_frames: int, start_fraction: float, crop_position: tuple[float, float] = CENTRE
-    ) -> ClipFrames:
+    ) -> Clip:
         """Like read_clip, from the cache (filled on first use); exact about the range's length."""
         frames_path, indices_path = self._paths(sample)
         if sample in self._uncached or (not frames_path.exists() and not self._fill(sample, frames_path, indices_path)):
@@ -473,10 +460,9 @@ class RangeCache:
         # Memory-mapped: a clip reads its own frames, not the whole range.
         images, indices = np.load(frames_path, mmap_mode="r"), np.load(indices_path)
         skip = _clip_start(start_fraction, len(images), n_frames)
-        chosen = list(range(skip, min(skip + n_frames, len(images))))
-        chosen += [chosen[-1]] * (n_frames - len(chosen))
-        frames = np.stack([preprocess_frame(images[i], self.imgz, crop_position) for i in chosen])
-        return ClipFrames(frames, [int(indices[i]) for i in chosen])
+        chosen = range(skip, min(skip + n_frames, len(images)))
+        frames = [preprocess_frame(images[i], self.imgz, crop_position) for i in chosen]
+        return clip_from_frames(frames, [int(indices[i]) for i in chosen], n_frames)
 
     def size_bytes(self) -> int:
         return sum(path.stat().st_size for path in self.directory.glob("*.npy"))
