@@ -24,3 +24,22 @@ class UsageError(MovinetError):
     """Something the user gave (option, key, folder, weights) that cannot be used as given."""
 
     exit_code = EXIT_USAGE
+
+
+class VideosFailed(MovinetError, RuntimeError):
+    """Some videos could not be processed; the others were."""
+
+    action = "processed"
+
+    def __init__(self, failures: list[tuple[str, str]]):
+        self.failures = failures
+        lines = "\n".join(f"- {name}: {reason}" for name, reason in failures)
+        super().__init__(f"{len(failures)} video(s) could not be {self.action}:\n{lines}")
+
+
+class PredictionFailed(VideosFailed):
+    action = "predicted"
+
+
+class EmbeddingFailed(VideosFailed):
+    action = "embedded"

@@ -25,7 +25,7 @@ from adapter.dataset_runs import (
     downloading_annotations_to,
     progress_bars_on_terminal_only,
 )
-from adapter.errors import MovinetError
+from adapter.errors import EmbeddingFailed, PredictionFailed
 from adapter.inference import VideoPrediction
 from adapter.loading import LoadedModel, load_model
 from adapter.tflite_runtime import make_classifier
@@ -35,29 +35,6 @@ from adapter.preprocessing import preprocess_frame
 from adapter.video import VideoError, VideoReader
 
 logger = logging.getLogger(__name__)
-
-
-class VideosFailed(MovinetError, RuntimeError):
-    """Some videos could not be processed; the others were."""
-
-    action = "processed"
-
-    def __init__(self, failures: list[tuple[str, str]]):
-        self.failures = failures
-        lines = "\n".join(f"- {name}: {reason}" for name, reason in failures)
-        super().__init__(f"{len(failures)} video(s) could not be {self.action}:\n{lines}")
-
-
-class PredictionFailed(VideosFailed):
-    action = "predicted"
-
-
-class EmbeddingFailed(VideosFailed):
-    action = "embedded"
-
-
-def _artifact_relative_path(artifact) -> str:
-    return "/".join((getattr(artifact, "filename", None) or "").split("/")[4:])
 
 
 def _preview(labels: list[str], shown: int = 5) -> str:
@@ -157,7 +134,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if self._is_finished_output(local_path):
             remove_checkpoints(local_path)
         else:
-            self._log_resume_state(local_path)
+            from adapter.training.resume import log_resume_state
+
+            log_resume_state(local_path)
 
     def save_to_model(self, local_path=None, cleanup=False, replace=True, **kwargs):
         """The SDK's upload; after a finished run, the model's stale checkpoints on the platform go too.
@@ -170,47 +149,12 @@ class MovinetAdapter(dl.BaseModelAdapter):
         """
         super().save_to_model(local_path=local_path, cleanup=cleanup, replace=replace, **kwargs)
         if self._is_finished_output(local_path):
-            self._delete_remote_checkpoints()
+            from adapter.training.outputs import delete_stale_checkpoints
+
+            delete_stale_checkpoints(self.model_entity)
 
     def _is_finished_output(self, local_path) -> bool:
         return bool(local_path) and self._finished_output == os.path.realpath(local_path)
-
-    def _log_resume_state(self, local_path) -> None:
-        from adapter.training.resume import read_resume_state
-
-        try:
-            state = read_resume_state(local_path)
-        except (OSError, ValueError, TypeError):
-            return  # the next run's find_resume_state says what is wrong with it
-        if state is not None:
-            logger.info(
-                "Training stopped after epoch %d of %d: %s keeps that checkpoint with its optimizer state; "
-                "uploaded with the artifacts, the next train_model resumes from it",
-                state.epochs_done,
-                state.num_epochs,
-                local_path,
-            )
-
-    def _delete_remote_checkpoints(self) -> None:
-        """Delete the checkpoints an earlier failed run uploaded; they would come down on every deploy."""
-        from adapter.training.outputs import CHECKPOINTS_DIRNAME
-
-        entity = self.model_entity
-        # Artifact filenames are /artifacts/models/<model name>/<path in the uploaded folder>.
-        stale = [
-            a for a in entity.model_artifacts if _artifact_relative_path(a).startswith(CHECKPOINTS_DIRNAME + "/")
-        ]
-        if not stale:
-            return
-        try:
-            for artifact in stale:
-                entity.artifacts.delete(artifact_id=artifact.id)
-            entity.model_artifacts = [a for a in entity.model_artifacts if a not in stale]
-            entity.update(reload_services=False)
-        except Exception as err:  # the upload itself succeeded; the next run ignores a finished run's checkpoints
-            logger.warning("Could not delete %d stale checkpoint file(s) from the artifacts: %s", len(stale), err)
-        else:
-            logger.info("Deleted %d stale checkpoint file(s) of an earlier failed run from the artifacts", len(stale))
 
     # ------------------------------------------------------------------ prediction
     def prepare_item_func(self, item: dl.Item):

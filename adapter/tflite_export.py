@@ -3,7 +3,8 @@
 Stream models become a single-frame model whose states are inputs and outputs, the layout
 of the official TF Lite MoViNet stream models: call it once per frame (1 x 1 x imgz x imgz
 x 3, RGB in [0, 1]), feed back the states it returned, and start from zeros. Its "logits"
-after a frame classify everything seen so far.
+after a frame classify everything seen so far. A float stream export is the tflite runtime's
+own conversion, taken from (or added to) its cache beside the model.
 
 Base models become a fixed-length clip model (1 x n_frames x imgz x imgz x 3 -> logits),
 made of TF Lite builtin ops by tflite_compat.tflite_compatible().
@@ -200,8 +201,14 @@ def export_tflite(
 
     if quantize == "int8" and next(iter(samples()), None) is None:
         raise CalibrationError(f"none of the {len(calibration_videos)} calibration videos could be read")
-    logger.info("Converting movinet-%s-%s to TF Lite (%s); this takes a minute or two", config.model_id, config.model_mode, quantize)
-    flatbuffer = convert(function, model, quantize, samples if quantize == "int8" else None)
+    if config.model_mode == "stream" and quantize == "none":
+        # The tflite runtime runs this same step model: share its cached conversion.
+        from adapter.tflite_runtime import cached_conversion, convert_stream
+
+        flatbuffer, _ = cached_conversion(loaded, config, convert_stream)
+    else:
+        logger.info("Converting movinet-%s-%s to TF Lite (%s); this takes a minute or two", config.model_id, config.model_mode, quantize)
+        flatbuffer = convert(function, model, quantize, samples if quantize == "int8" else None)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     with open(output_path, "wb") as file:
         file.write(flatbuffer)

@@ -96,3 +96,31 @@ def remove_checkpoints(output_path: str) -> bool:
         HISTORY_FILENAME,
     )
     return True
+
+
+def _artifact_relative_path(artifact) -> str:
+    # Artifact filenames are /artifacts/models/<model name>/<path in the uploaded folder>.
+    return "/".join((getattr(artifact, "filename", None) or "").split("/")[4:])
+
+
+def delete_stale_checkpoints(entity) -> None:
+    """Delete the checkpoints an earlier failed run uploaded; they would come down on every deploy.
+
+    Args:
+        entity: the dl.Model whose artifacts a finished run has just replaced.
+
+    Returns:
+        None; a failed delete is logged (the next run ignores a finished run's checkpoints).
+    """
+    stale = [a for a in entity.model_artifacts if _artifact_relative_path(a).startswith(CHECKPOINTS_DIRNAME + "/")]
+    if not stale:
+        return
+    try:
+        for artifact in stale:
+            entity.artifacts.delete(artifact_id=artifact.id)
+        entity.model_artifacts = [a for a in entity.model_artifacts if a not in stale]
+        entity.update(reload_services=False)
+    except Exception as err:  # the upload itself succeeded
+        logger.warning("Could not delete %d stale checkpoint file(s) from the artifacts: %s", len(stale), err)
+    else:
+        logger.info("Deleted %d stale checkpoint file(s) of an earlier failed run from the artifacts", len(stale))

@@ -268,3 +268,26 @@ class ResumeCheckpoint(tf_keras.callbacks.Callback):
             history=self.curves.history,
         )
         write_resume_state(self.last_dir, self.model, state)
+
+
+def log_resume_state(output_path: str) -> None:
+    """Say, after a failed run, which checkpoint the next train_model resumes from.
+
+    Args:
+        output_path: the run's output folder (uploaded with the artifacts).
+
+    Returns:
+        None; an unreadable state is left for the next run's find_resume_state to report.
+    """
+    try:
+        state = read_resume_state(output_path)
+    except (OSError, ValueError, TypeError):
+        return
+    if state is not None:
+        logger.info(
+            "Training stopped after epoch %d of %d: %s keeps that checkpoint with its optimizer state; "
+            "uploaded with the artifacts, the next train_model resumes from it",
+            state.epochs_done,
+            state.num_epochs,
+            output_path,
+        )
