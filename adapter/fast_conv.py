@@ -72,11 +72,27 @@ def _factorizable(layer) -> bool:
     )
 
 
-def use_temporal_tap_convolutions(model: tf_keras.Model) -> int:
-    """Switch every eligible Conv3D in model (built) to TemporalTapConv3D; returns how many."""
+def switch_layer_class(model: tf_keras.Model, eligible, layer_class: type) -> int:
+    """Give every eligible layer of model another class computing the same function, in place.
+
+    Only the call changes: the layers keep their variables and configuration, so weights load
+    and save as before.
+
+    Args:
+        model: a built Keras model.
+        eligible: layer -> bool, the layers to switch.
+        layer_class: a subclass of theirs with another call().
+    Returns:
+        How many layers were switched.
+    """
     switched = 0
     for layer in model.submodules:
-        if isinstance(layer, tf_keras.layers.Layer) and _factorizable(layer):
-            layer.__class__ = TemporalTapConv3D
+        if isinstance(layer, tf_keras.layers.Layer) and eligible(layer):
+            layer.__class__ = layer_class
             switched += 1
     return switched
+
+
+def use_temporal_tap_convolutions(model: tf_keras.Model) -> int:
+    """Switch every eligible Conv3D in model (built) to TemporalTapConv3D; returns how many."""
+    return switch_layer_class(model, _factorizable, TemporalTapConv3D)

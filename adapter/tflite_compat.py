@@ -11,6 +11,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras
 
+from adapter.fast_conv import switch_layer_class
+
 
 class FrameAveragePooling3D(tf_keras.layers.AveragePooling3D):
     """AveragePooling3D with a one-frame window and temporal stride, computed as a 2D pooling per frame."""
@@ -44,9 +46,4 @@ def tflite_compatible(model: tf_keras.Model) -> int:
     Returns:
         How many layers were switched.
     """
-    switched = 0
-    for layer in model.submodules:
-        if isinstance(layer, tf_keras.layers.Layer) and _per_frame(layer):
-            layer.__class__ = FrameAveragePooling3D
-            switched += 1
-    return switched
+    return switch_layer_class(model, _per_frame, FrameAveragePooling3D)
