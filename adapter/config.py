@@ -96,7 +96,7 @@ class MovinetConfig:
     # Length of the vectors embed uploads (the SDK sizes the feature set with it); None means
     # the variant's pooled-feature size, the only length the network produces.
     embeddings_size: int | None = None
-    # How stream models run: "tensorflow" or "tflite" (LiteRT); None: tflite for stream, tensorflow for base.
+    # How the model runs: "tensorflow" or "tflite" (LiteRT); None: tflite for stream, tensorflow for base.
     runtime: str | None = None
     # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
     predict_embed_subset_limit: int = 1000
@@ -196,8 +196,6 @@ class MovinetConfig:
             _check_int(self, "embeddings_size", minimum=1)
         if self.runtime is not None:
             _check_choice(self, "runtime", RUNTIMES)
-            if self.runtime == "tflite" and self.model_mode == "base":
-                _fail("runtime", self.runtime, "'tensorflow' for base models (their 3D average pooling has no TF Lite kernel yet)")
 
     def labels_from_map(self) -> list[str] | None:
         """id_to_label_map as a list ordered by class index, or None when unset."""

@@ -113,11 +113,6 @@ def test_a_bad_runtime_is_a_config_error_echoing_it(value):
     assert repr(value) in str(raised.value)
 
 
-def test_tflite_for_a_base_model_is_refused_not_silently_replaced():
-    with pytest.raises(ConfigError, match="'tflite'.*base"):
-        MovinetConfig.from_dict({"model_mode": "base", "runtime": "tflite"})
-
-
 # ---------------------------------------------------------------- the cache, with stand-in flatbuffers
 def fake_model(folder, weights: bytes = b"weights") -> LoadedModel:
     os.makedirs(folder / "variables", exist_ok=True)
