@@ -59,7 +59,7 @@ def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Calla
         A BaseVideoClassifier, TFLiteBaseClassifier, StreamVideoClassifier or
         TFLiteStreamClassifier; all offer classify() and embed(), the stream ones segments() too.
     """
-    runtime = config.resolved_runtime
+    runtime = runtime_for(config)
     if config.model_mode == "base":
         if runtime == "tensorflow":
             return BaseVideoClassifier(loaded.model, config.batch_size)
@@ -71,6 +71,23 @@ def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Calla
         return StreamVideoClassifier(loaded.model)
     step, head = cached_conversion(loaded, config, converter or convert_stream)
     return TFLiteStreamClassifier(step, head)
+
+
+def runtime_for(config: MovinetConfig, gpus: list | None = None) -> str:
+    """The runtime the model runs on here: the configured one, else tflite, except base models on a GPU.
+
+    Args:
+        config: the configuration (runtime, model_mode).
+        gpus: the visible GPUs (None: ask TensorFlow, only when it matters).
+    Returns:
+        "tensorflow" or "tflite".
+    """
+    if config.runtime is None and config.model_mode == "base":
+        from adapter.fast_conv import temporal_taps_preferred
+
+        # LiteRT runs on the CPU only: a GPU service keeps the base network on it (unmeasured there).
+        return "tflite" if temporal_taps_preferred(gpus) else "tensorflow"
+    return config.resolved_runtime
 
 
 def _digest_files(paths: Iterable[str]) -> str:
