@@ -310,7 +310,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
     @property
     def classifier(self):
-        """The classifier for the loaded model's mode and runtime (clips or windows -> probabilities), made on first use.
+        """The classifier for the loaded model's mode and runtime (clips or windows -> probabilities).
 
         Returns:
             The classifier (the tflite runtime's conversion reused or made on the first call);

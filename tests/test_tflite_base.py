@@ -88,7 +88,8 @@ def test_the_base_conversion_key_changes_with_n_frames_and_the_stream_key_has_no
     assert tflite_runtime.conversion_key(loaded, CONFIG.replace(n_frames=8)) != key
     assert tflite_runtime.conversion_key(loaded, CONFIG.replace(n_frames=FRAMES)) == key
     stream = CONFIG.replace(model_mode="stream")
-    assert tflite_runtime.conversion_key(loaded, stream) == tflite_runtime.conversion_key(loaded, stream.replace(n_frames=8))
+    stream_key = tflite_runtime.conversion_key(loaded, stream)
+    assert stream_key == tflite_runtime.conversion_key(loaded, stream.replace(n_frames=8))
 
 
 def test_an_unset_runtime_runs_base_on_tflite_here_reusing_the_conversion(tflite_classifier, loaded, clips):
