@@ -100,3 +100,21 @@ def test_an_unset_runtime_runs_base_on_tflite_here_reusing_the_conversion(tflite
 
     assert isinstance(default, tflite_base.TFLiteBaseClassifier)
     np.testing.assert_array_equal(default.embed(clips), tflite_classifier.embed(clips))
+
+
+def test_load_makes_no_classifier_and_the_first_prediction_makes_one(hub_cache, platform, monkeypatch, clips):
+    from adapter import MovinetAdapter, movinet_adapter
+    from tests.conftest import model_entity
+
+    made = []
+
+    def spy(config, loaded):
+        made.append(config.model_mode)
+        return tflite_runtime.make_classifier(config, loaded)
+
+    monkeypatch.setattr(movinet_adapter, "make_classifier", spy)
+    adapter = MovinetAdapter(model_entity=model_entity(CONFIG.to_dict(), name="movinet-a0-base"))  # load()s
+
+    assert made == []  # training would start here: nothing converted, no classifier
+    assert isinstance(adapter.classifier, tflite_base.TFLiteBaseClassifier) and made == ["base"]
+    assert adapter.classifier is adapter.classifier and made == ["base"]
