@@ -96,7 +96,7 @@ class MovinetConfig:
     # Length of the vectors embed uploads (the SDK sizes the feature set with it); None means
     # the variant's pooled-feature size, the only length the network produces.
     embeddings_size: int | None = None
-    # How stream models run: "tensorflow" or "tflite" (LiteRT); None: tflite for stream, tensorflow for base.
+    # How the model runs: "tensorflow" or "tflite" (LiteRT); None: tflite (base on a GPU: tensorflow).
     runtime: str | None = None
     # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
     predict_embed_subset_limit: int = 1000
@@ -108,10 +108,11 @@ class MovinetConfig:
 
     @property
     def resolved_runtime(self) -> str:
-        """The runtime prediction uses: runtime when set, else "tflite" for stream and "tensorflow" for base."""
-        if self.runtime is not None:
-            return self.runtime
-        return "tflite" if self.model_mode == "stream" else "tensorflow"
+        """The runtime prediction uses on CPU: runtime when set, else "tflite" (faster per step and to start).
+
+        (tflite_runtime.runtime_for keeps unset base models on "tensorflow" where there is a GPU.)
+        """
+        return self.runtime if self.runtime is not None else "tflite"
 
     @property
     def variant_embeddings_size(self) -> int:
@@ -196,8 +197,6 @@ class MovinetConfig:
             _check_int(self, "embeddings_size", minimum=1)
         if self.runtime is not None:
             _check_choice(self, "runtime", RUNTIMES)
-            if self.runtime == "tflite" and self.model_mode == "base":
-                _fail("runtime", self.runtime, "'tensorflow' for base models (their 3D average pooling has no TF Lite kernel yet)")
 
     def labels_from_map(self) -> list[str] | None:
         """id_to_label_map as a list ordered by class index, or None when unset."""

@@ -28,7 +28,7 @@ from adapter.dataset_runs import (
 from adapter.errors import EmbeddingFailed, PredictionFailed
 from adapter.inference import VideoPrediction
 from adapter.loading import LoadedModel, load_model
-from adapter.tflite_runtime import make_classifier
+from adapter.tflite_runtime import make_classifier, runtime_for
 from adapter.offline import OfflineModel
 from adapter.prefetch import prefetch
 from adapter.preprocessing import preprocess_frame
@@ -107,14 +107,15 @@ class MovinetAdapter(dl.BaseModelAdapter):
             if differing:
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
-        self._classifier = make_classifier(self.config, self.loaded)
+        # Built on first use: training needs no classifier, and a TF Lite conversion costs a minute or more.
+        self._classifier = None
         logger.info(
             "Loaded movinet-%s-%s from %s (%d labels, runtime %s)",
             self.config.model_id,
             self.config.model_mode,
             self.loaded.source,
             len(self.loaded.labels),
-            self.config.resolved_runtime,
+            runtime_for(self.config),
         )
 
     def save(self, local_path, **kwargs):
@@ -253,13 +254,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
     @property
     def classifier(self):
-        """The classifier load() built for the configured mode and runtime (clips or windows -> probabilities).
+        """The classifier for the loaded model's mode and runtime (clips or windows -> probabilities).
 
         Returns:
-            The loaded classifier; stream classifiers also classify windows one by one (segments()).
+            The classifier (the tflite runtime's conversion reused or made on the first call);
+            stream classifiers also classify windows one by one (segments()).
         """
-        if self._classifier is None:
+        if self.loaded is None:
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
+        if self._classifier is None:
+            self._classifier = make_classifier(self.config, self.loaded)
         return self._classifier
 
     def video_clips(self, video: item_inputs.VideoInput) -> tuple[Iterator[Clip], VideoReader]:
@@ -272,7 +276,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         """
         if video.error:
             raise item_inputs.ItemError(video.error)
-        if self._classifier is None:
+        if self.loaded is None:
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         config = self.config
         reader = VideoReader(video.path, fps=config.frame_rate, name=video.name)
@@ -287,7 +291,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
     def classify_video(self, video: item_inputs.VideoInput) -> tuple[VideoPrediction, VideoReader]:
         """Decode, preprocess and classify one video; returns the prediction and the finished reader."""
         clips, reader = self.video_clips(video)
-        return self._classifier.classify(clips), reader
+        return self.classifier.classify(clips), reader
 
     def predict_video(self, video: item_inputs.VideoInput) -> dl.AnnotationCollection:
         prediction, reader = self.classify_video(video)
@@ -331,7 +335,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
     def embed_video(self, video: item_inputs.VideoInput) -> np.ndarray:
         """The video's embedding: its pooled backbone feature over the clips predict uses, unit length."""
         clips, _ = self.video_clips(video)
-        return self._classifier.embed(clips)
+        return self.classifier.embed(clips)
 
     # ------------------------------------------------------------------ training
     def train_model(self, model, cleanup=False, progress=None, context=None):

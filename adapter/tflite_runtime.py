@@ -1,5 +1,7 @@
 """The "tflite" runtime: stream models run frame by frame by the LiteRT interpreter.
 
+(Base models' clip model and classifier: tflite_base.py; the choice and the cache are here.)
+
 The loaded stream model is converted once (tflite_export.stream_step_function: one frame in,
 the states as inputs and outputs) and cached beside the model, keyed by what it was converted
 from: the source handle or weights file, a digest of the weights, the input size, the class
@@ -54,16 +56,38 @@ def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Calla
         converter: converts (loaded, config) to the step and head flatbuffers; the default
             converts with tflite_export (tests pass a spy).
     Returns:
-        A BaseVideoClassifier, StreamVideoClassifier or TFLiteStreamClassifier; all offer
-        classify() and embed(), the stream ones segments() too.
+        A BaseVideoClassifier, TFLiteBaseClassifier, StreamVideoClassifier or
+        TFLiteStreamClassifier; all offer classify() and embed(), the stream ones segments() too.
     """
-    runtime = config.resolved_runtime
-    if config.model_mode == "base":  # config validation refuses runtime "tflite" for base
-        return BaseVideoClassifier(loaded.model, config.batch_size)
+    runtime = runtime_for(config)
+    if config.model_mode == "base":
+        if runtime == "tensorflow":
+            return BaseVideoClassifier(loaded.model, config.batch_size)
+        from adapter import tflite_base
+
+        (clip,) = cached_conversion(loaded, config, converter or tflite_base.convert_base, (tflite_base.CLIP_FILE,))
+        return tflite_base.TFLiteBaseClassifier(clip)
     if runtime == "tensorflow":
         return StreamVideoClassifier(loaded.model)
     step, head = cached_conversion(loaded, config, converter or convert_stream)
     return TFLiteStreamClassifier(step, head)
+
+
+def runtime_for(config: MovinetConfig, gpus: list | None = None) -> str:
+    """The runtime the model runs on here: the configured one, else tflite, except base models on a GPU.
+
+    Args:
+        config: the configuration (runtime, model_mode).
+        gpus: the visible GPUs (None: ask TensorFlow, only when it matters).
+    Returns:
+        "tensorflow" or "tflite".
+    """
+    if config.runtime is None and config.model_mode == "base":
+        from adapter.fast_conv import temporal_taps_preferred
+
+        # LiteRT runs on the CPU only: a GPU service keeps the base network on it (unmeasured there).
+        return "tflite" if temporal_taps_preferred(gpus) else "tensorflow"
+    return config.resolved_runtime
 
 
 def _digest_files(paths: Iterable[str]) -> str:
@@ -107,7 +131,7 @@ def conversion_key(loaded: LoadedModel, config: MovinetConfig) -> dict:
         from adapter.hub import kinetics_handle
 
         source = config.hub_handle or kinetics_handle(config)
-    return {
+    key = {
         "format": FORMAT_VERSION,
         "source": source,
         "weights_sha256": _digest_files(weight_files(loaded)),
@@ -117,6 +141,9 @@ def conversion_key(loaded: LoadedModel, config: MovinetConfig) -> dict:
         "tensorflow": tf.__version__,
         "litert": metadata.version("ai-edge-litert"),
     }
+    if config.model_mode == "base":  # a fixed-length clip model (stream keys stay as they were)
+        key["n_frames"] = config.n_frames
+    return key
 
 
 def _key_digest(key: dict) -> str:
@@ -135,13 +162,13 @@ def cache_dirs(loaded: LoadedModel) -> list[str]:
     return [os.path.join(loaded.source, CACHE_DIRNAME), os.path.join(user, "movinet-adapter", CACHE_DIRNAME)]
 
 
-def _read_entry(folder: str, key: dict) -> tuple[bytes, bytes] | None:
-    """The entry's flatbuffers when complete and intact (the manifest's digests match), else None."""
+def _read_entry(folder: str, key: dict, names: tuple[str, ...]) -> tuple[bytes, ...] | None:
+    """The entry's files when complete and intact (the manifest's digests match), else None."""
     try:
         with open(os.path.join(folder, _MANIFEST_FILE)) as file:
             manifest = json.load(file)
         contents = []
-        for name in (_STEP_FILE, _HEAD_FILE):
+        for name in names:
             with open(os.path.join(folder, name), "rb") as file:
                 data = file.read()
             if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
@@ -154,16 +181,15 @@ def _read_entry(folder: str, key: dict) -> tuple[bytes, bytes] | None:
     except (OSError, ValueError, KeyError, TypeError) as err:
         logger.warning("Ignoring the TF Lite cache entry %s: %s", folder, err)
         return None
-    return contents[0], contents[1]
+    return tuple(contents)
 
 
-def _write_entry(folder: str, key: dict, step: bytes, head: bytes) -> None:
+def _write_entry(folder: str, key: dict, files: dict[str, bytes]) -> None:
     """Write the entry into a temporary folder and rename it into place, so readers never see half of it."""
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     partial = tempfile.mkdtemp(prefix=".partial-", dir=parent)
     os.chmod(partial, 0o755)  # mkdtemp makes it private; the cache is shared like the model
-    files = {_STEP_FILE: step, _HEAD_FILE: head}
     for name, data in files.items():
         with open(os.path.join(partial, name), "wb") as file:
             file.write(data)
@@ -178,33 +204,36 @@ def _write_entry(folder: str, key: dict, step: bytes, head: bytes) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def cached_conversion(loaded: LoadedModel, config: MovinetConfig, converter: Callable) -> tuple[bytes, bytes]:
-    """The step and head flatbuffers for loaded: from the cache, or converted and cached.
+def cached_conversion(
+    loaded: LoadedModel, config: MovinetConfig, converter: Callable, names: tuple[str, ...] = (_STEP_FILE, _HEAD_FILE)
+) -> tuple[bytes, ...]:
+    """The flatbuffers for loaded (stream: step and head; base: the clip model): cached, or converted and cached.
 
     Args:
-        loaded: the loaded stream model.
+        loaded: the loaded model.
         config: the configuration it was loaded with.
-        converter: (loaded, config) -> (step flatbuffer, head flatbuffer), called on a miss.
+        converter: (loaded, config) -> a flatbuffer per name, called on a miss.
+        names: the entry's file names, in the order converter returns them.
     Returns:
-        (step, head) flatbuffers.
+        The flatbuffers, in the order of names.
     """
     key = conversion_key(loaded, config)
     name = _key_digest(key)
     folders = [os.path.join(root, name) for root in cache_dirs(loaded)]
     for folder in folders:
-        entry = _read_entry(folder, key)
+        entry = _read_entry(folder, key, names)
         if entry is not None:
             logger.info("Reusing the TF Lite conversion of %s in %s", key["variant"], folder)
             return entry
     logger.info(
-        "Converting movinet-%s (imgz %d) to TF Lite for the tflite runtime; this takes a minute or two, once",
+        "Converting movinet-%s (imgz %d) to TF Lite for the tflite runtime; this takes a minute or a few, once",
         key["variant"],
         config.imgz,
     )
-    step, head = converter(loaded, config)
+    flatbuffers = tuple(converter(loaded, config))
     for folder in folders:
         try:
-            _write_entry(folder, key, step, head)
+            _write_entry(folder, key, dict(zip(names, flatbuffers)))
         except OSError as err:
             logger.warning("Cannot cache the TF Lite conversion in %s: %s", folder, err)
             continue
@@ -212,7 +241,7 @@ def cached_conversion(loaded: LoadedModel, config: MovinetConfig, converter: Cal
         if loaded.finetuned is None:
             break
         # Fine-tuned weights come down into a new folder on each deploy: keep a copy the next finds.
-    return step, head
+    return flatbuffers
 
 
 def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, bytes]:

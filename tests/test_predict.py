@@ -246,7 +246,8 @@ def test_unreachable_hub_is_an_error_that_names_the_handle_never_random_weights(
 
 def test_hub_handle_may_name_a_local_saved_model_directory(exported_models, platform, tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty-cache"))
-    adapter = MovinetAdapter(model_entity=model_entity({**SMALL, "hub_handle": str(exported_models["base"])}))
+    # runtime pinned: another handle is another conversion key.
+    adapter = MovinetAdapter(model_entity=model_entity({**SMALL, "hub_handle": str(exported_models["base"]), "runtime": "tensorflow"}))
 
     assert adapter.loaded.source == str(exported_models["base"])
     assert len(adapter.loaded.labels) == 600

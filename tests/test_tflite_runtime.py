@@ -100,9 +100,14 @@ def test_a_second_load_reuses_the_cached_conversion(tflite_classifier, loaded, f
     np.testing.assert_array_equal(first.probabilities, want.probabilities)
 
 
-def test_the_adapter_defaults_stream_to_tflite_and_base_to_tensorflow():
-    assert CONFIG.resolved_runtime == "tflite"
-    assert MovinetConfig.from_dict({"model_mode": "base"}).resolved_runtime == "tensorflow"
+def test_the_default_runtime_is_tflite_except_base_models_on_a_gpu():
+    base = MovinetConfig.from_dict({"model_mode": "base"})
+
+    assert CONFIG.resolved_runtime == base.resolved_runtime == "tflite"
+    assert tflite_runtime.runtime_for(base, gpus=[]) == tflite_runtime.runtime_for(CONFIG, gpus=[]) == "tflite"
+    assert tflite_runtime.runtime_for(base, gpus=["GPU:0"]) == "tensorflow"
+    assert tflite_runtime.runtime_for(CONFIG, gpus=["GPU:0"]) == "tflite"  # stream: LiteRT beats TF per frame
+    assert tflite_runtime.runtime_for(base.replace(runtime="tflite"), gpus=["GPU:0"]) == "tflite"  # asked for
     assert CONFIG.replace(runtime="tensorflow").resolved_runtime == "tensorflow"
 
 
@@ -111,11 +116,6 @@ def test_a_bad_runtime_is_a_config_error_echoing_it(value):
     with pytest.raises(ConfigError, match="runtime") as raised:
         MovinetConfig.from_dict({"runtime": value})
     assert repr(value) in str(raised.value)
-
-
-def test_tflite_for_a_base_model_is_refused_not_silently_replaced():
-    with pytest.raises(ConfigError, match="'tflite'.*base"):
-        MovinetConfig.from_dict({"model_mode": "base", "runtime": "tflite"})
 
 
 # ---------------------------------------------------------------- the cache, with stand-in flatbuffers

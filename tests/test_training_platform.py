@@ -27,7 +27,8 @@ from tests.conftest import model_entity, subset_filters
 from tests.motion_dataset import write_motion_dataset
 
 LABELS = ["left", "right"]
-SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, learning_rate=0.001)
+# runtime pinned: each fine-tuned model would otherwise convert to TF Lite on load.
+SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, learning_rate=0.001, runtime="tensorflow")
 KEPT_ARTIFACTS = {DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME, CURVES_FILENAME, CONFUSION_FILENAME, HISTORY_FILENAME}
 
 

@@ -25,7 +25,7 @@ from adapter.training.outputs import CONFUSION_FILENAME, HISTORY_FILENAME
 from tests.motion_dataset import write_motion_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = dict(model_id="a0", imgz=32, n_frames=4, fps=5, batch_size=4, learning_rate=0.001, pretrained=False)
+SMALL = dict(model_id="a0", imgz=32, n_frames=4, fps=5, batch_size=4, learning_rate=0.001, pretrained=False, runtime="tensorflow")
 
 # ------------------------------------------------------------------------------ devices and precision
 

@@ -31,8 +31,9 @@ from tests.motion_dataset import write_motion_dataset
 from tests.videos import write_video
 
 LABELS = ["slow", "fast", "still"]
-SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5)
-SMALL_SET = ["--set", "imgz=32", "--set", "n_frames=4", "--set", "batch_size=4", "--set", "fps=5"]
+# runtime pinned: each fine-tuned model would otherwise convert to TF Lite on load.
+SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, runtime="tensorflow")
+SMALL_SET = ["--set", "imgz=32", "--set", "n_frames=4", "--set", "batch_size=4", "--set", "fps=5", "--set", "runtime=tensorflow"]
 
 
 def cached(name: str, make) -> str:

@@ -1,18 +1,22 @@
-"""Stream runtimes side by side: the model step per frame, end-to-end predict, and cold start.
+"""The runtimes side by side: stream step per frame, base clip, end-to-end predict, cold start.
 
 Run by hand from the repository root (the random-weight a0 exports the tests use stand in for
 the real weights: same network, same cost):
 
-    .venv/bin/python benchmarks/stream_runtime.py [--models /work/main/.cache/test-models] [--only step,predict,cold]
+    .venv/bin/python benchmarks/runtimes.py [--models /work/main/.cache/test-models] [--only step,clip,predict,cold]
 
 - step: a0 stream at imgz 172, frames fed one at a time, ms per frame of the model step for
   runtime "tensorflow" (the tf.function the adapter calls) and "tflite" (the LiteRT step),
   measured in alternating rounds in one process.
+- clip: a0 base with the preset's imgz and n_frames, ms per clip for runtime "tensorflow"
+  (BaseVideoClassifier, fast_conv's tap convolutions, batches of 1 and of the default
+  batch_size) and "tflite" (the LiteRT clip model, one clip per call), alternating rounds.
 - predict: MovinetAdapter.predict (what `movinet predict` runs) of a 1280x720 30 fps H.264
   video, sampled at the preset's 5 fps, after a warm-up video; seconds of video per second;
   then decoding and preprocessing the same video alone.
 - cold: in fresh processes, a bare `import tensorflow`, then import + load + first prediction
-  of a 1 s clip for a0 base and a0 stream (each runtime), with the breakdown.
+  of a 1 s clip for a0 base and a0 stream (each runtime; tflite with its conversion cached),
+  with the breakdown.
 Prints one JSON line per measurement.
 """
 from __future__ import annotations
@@ -97,6 +101,56 @@ def step_benchmark(frames: int, rounds: int) -> dict:
     }
 
 
+def clip_benchmark(clips: int, rounds: int) -> dict:
+    """ms per clip of each runtime on a0 base with the preset's imgz and n_frames."""
+    import numpy as np
+
+    from adapter.clips import Clip
+    from adapter.config import MovinetConfig
+    from adapter.inference import BaseVideoClassifier
+    from adapter.loading import load_model
+    from adapter.presets import preset_configuration
+    from adapter.tflite_base import TFLiteBaseClassifier, convert_base
+    from adapter.tflite_runtime import cached_conversion
+
+    config = MovinetConfig.from_dict(preset_configuration("a0", "base"))
+    shape = (config.n_frames, config.imgz, config.imgz, 3)
+    # Two loads: the conversion switches its network's poolings, the tensorflow path keeps the stock ones.
+    (flatbuffer,) = cached_conversion(load_model(config, None), config, convert_base, ("clip.tflite",))
+    model = load_model(config, None).model
+    data = np.random.default_rng(0).random((clips, *shape), np.float32)
+    video = [Clip(frames, i * shape[0], i * shape[0] + shape[0] - 1) for i, frames in enumerate(data)]
+    runners = {
+        "tensorflow_batch_1": BaseVideoClassifier(model, 1),
+        f"tensorflow_batch_{config.batch_size}": BaseVideoClassifier(model, config.batch_size),
+        "tflite": TFLiteBaseClassifier(flatbuffer),
+        "tflite_1_thread": TFLiteBaseClassifier(flatbuffer, num_threads=1),
+    }
+
+    def run(classifier):
+        start = time.perf_counter()
+        classifier.classify(video)
+        return (time.perf_counter() - start) / clips * 1000
+
+    for classifier in runners.values():  # warm-up: tracing, delegate preparation
+        run(classifier)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, classifier in runners.items():
+            times[name].append(run(classifier))
+    result = {name: round(statistics.median(values), 1) for name, values in times.items()}
+    return {
+        "benchmark": "clip",
+        "clip": list(shape),
+        "ms_per_clip": result,
+        "speedup_vs_batch_1": round(result["tensorflow_batch_1"] / result["tflite"], 2),
+        "tflite_threads": runners["tflite"]._threads,
+        "clips": clips,
+        "rounds": rounds,
+        "all_ms": {k: [round(v, 1) for v in values] for k, values in times.items()},
+    }
+
+
 def predict_benchmark(seconds: float, runtime: str, folder: str) -> dict:
     """x real time of MovinetAdapter.predict for movinet-a0-stream on a 720p 30 fps video."""
     from adapter.cli import offline_adapter
@@ -162,7 +216,8 @@ def cold_benchmark(folder: str) -> list[dict]:
     bare, _ = timed_process([sys.executable, "-c", "import tensorflow"])
     results.append({"benchmark": "cold", "what": "python -c 'import tensorflow'", "process_s": round(bare, 2)})
     print(json.dumps(results[-1]), flush=True)
-    for name, runtime in (("movinet-a0-base", "tensorflow"), ("movinet-a0-stream", "tensorflow"), ("movinet-a0-stream", "tflite")):
+    runs = [(f"movinet-a0-{mode}", runtime) for mode in ("base", "stream") for runtime in ("tensorflow", "tflite")]
+    for name, runtime in runs:
         seconds, output = timed_process([sys.executable, __file__, "--cold-child", name, runtime, clip])
         breakdown = json.loads(output.strip().splitlines()[-1])
         results.append({"benchmark": "cold", "what": f"{name} runtime={runtime}", "process_s": round(seconds, 2),
@@ -174,9 +229,10 @@ def cold_benchmark(folder: str) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--models", default=os.path.join(REPO, ".cache", "test-models"), help="the test model cache")
-    parser.add_argument("--only", default="step,predict,cold")
+    parser.add_argument("--only", default="step,clip,predict,cold")
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clips", type=int, default=8, help="clips per round of the clip benchmark")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--cold-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,6 +245,8 @@ def main() -> int:
     parts = args.only.split(",")
     if "step" in parts:
         print(json.dumps(step_benchmark(args.frames, args.rounds)), flush=True)
+    if "clip" in parts:
+        print(json.dumps(clip_benchmark(args.clips, args.rounds)), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         if "predict" in parts:
             for runtime in ("tensorflow", "tflite"):
