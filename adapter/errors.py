@@ -43,3 +43,7 @@ class PredictionFailed(VideosFailed):
 
 class EmbeddingFailed(VideosFailed):
     action = "embedded"
+
+
+class ClassifierUnavailable(MovinetError, RuntimeError):
+    """The loaded model cannot be run on the configured runtime (e.g. its TF Lite conversion failed)."""

@@ -25,7 +25,7 @@ from adapter.dataset_runs import (
     downloading_annotations_to,
     progress_bars_on_terminal_only,
 )
-from adapter.errors import EmbeddingFailed, PredictionFailed
+from adapter.errors import ClassifierUnavailable, EmbeddingFailed, PredictionFailed
 from adapter.inference import VideoPrediction
 from adapter.loading import LoadedModel, load_model
 from adapter.tflite_runtime import make_classifier, runtime_for
@@ -49,6 +49,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         self.loaded: LoadedModel | None = None
         self.failures: list[tuple[str, str]] = []
         self._classifier = None
+        self._classifier_error: Exception | None = None
         # Called with (video, prediction, reader) after each video is classified (the CLI's --plot).
         self.on_video_predicted = None
         self._artifacts_path: str | None = None  # what load() was given: where a resume state may be
@@ -108,7 +109,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
         # Built on first use: training needs no classifier, and a TF Lite conversion costs a minute or more.
-        self._classifier = None
+        self._classifier, self._classifier_error = None, None
         logger.info(
             "Loaded movinet-%s-%s from %s (%d labels, runtime %s)",
             self.config.model_id,
@@ -262,8 +263,18 @@ class MovinetAdapter(dl.BaseModelAdapter):
         """
         if self.loaded is None:
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
+        if self._classifier_error is not None:
+            raise self._classifier_error  # a failed conversion is not retried for every video
         if self._classifier is None:
-            self._classifier = make_classifier(self.config, self.loaded)
+            try:
+                self._classifier = make_classifier(self.config, self.loaded)
+            except Exception as err:
+                self._classifier_error = ClassifierUnavailable(
+                    f"movinet-{self.config.model_id}-{self.config.model_mode} cannot run on the "
+                    f"{runtime_for(self.config)!r} runtime: {err}. Received: runtime={self.config.runtime!r}; "
+                    "set runtime to 'tensorflow' to run it without TF Lite"
+                )
+                raise self._classifier_error from err
         return self._classifier
 
     def video_clips(self, video: item_inputs.VideoInput) -> tuple[Iterator[Clip], VideoReader]:

@@ -118,3 +118,28 @@ def test_load_makes_no_classifier_and_the_first_prediction_makes_one(hub_cache, 
     assert made == []  # training would start here: nothing converted, no classifier
     assert isinstance(adapter.classifier, tflite_base.TFLiteBaseClassifier) and made == ["base"]
     assert adapter.classifier is adapter.classifier and made == ["base"]
+
+
+def test_a_failed_conversion_fails_each_video_naming_the_runtime_and_is_not_retried(
+    hub_cache, platform, monkeypatch, tmp_path
+):
+    from adapter import MovinetAdapter, movinet_adapter
+    from adapter.items import local_video
+    from tests.conftest import model_entity
+
+    attempts = []
+
+    def failing(config, loaded):
+        attempts.append(config.model_mode)
+        raise RuntimeError("converter ran out of memory")
+
+    monkeypatch.setattr(movinet_adapter, "make_classifier", failing)
+    adapter = MovinetAdapter(model_entity=model_entity(CONFIG.to_dict(), name="movinet-a0-base"))
+    videos = [write_video(tmp_path / f"{name}.mp4", frames=10, fps=10, seed=seed) for seed, name in enumerate("ab")]
+
+    adapter.embed([local_video(str(path)) for path in videos])
+
+    assert [name for name, _ in adapter.failures] == [str(path) for path in videos]
+    for _, reason in adapter.failures:
+        assert "'tflite' runtime" in reason and "out of memory" in reason and "runtime to 'tensorflow'" in reason
+    assert attempts == ["base"]  # one attempt, not one per video
