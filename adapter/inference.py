@@ -43,8 +43,17 @@ class VideoPrediction:
     segments: list[Segment]
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    return tf.nn.softmax(logits, axis=-1).numpy()
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis (numerically stable; every runtime uses this one).
+
+    Args:
+        logits: (..., num_classes).
+    Returns:
+        float32 probabilities of the same shape.
+    """
+    logits = np.asarray(logits, np.float32)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def unit_vector(feature: np.ndarray) -> np.ndarray:
@@ -69,36 +78,31 @@ def _segment(clip: Clip, probabilities: np.ndarray) -> Segment:
     return Segment(clip.first_index, clip.last_index, best, float(probabilities[best]), probabilities)
 
 
-class BaseVideoClassifier:
-    """Base (non-causal) model: clips of n_frames in batches; the video is the clips' mean."""
+class ClipClassifier:
+    """A base-mode classifier's results, whatever runs the model (a runtime supplies the outputs).
 
-    def __init__(self, model: tf_keras.Model, batch_size: int):
-        self.batch_size = batch_size
-        # One trace for any batch and clip shape.
-        signature = [tf.TensorSpec([None, None, None, None, 3], tf.float32)]
-        self._logits = tf.function(lambda clips: model(clips, training=False), input_signature=signature)
-        # The backbone's endpoints: "head" is the (B, 1, 1, 1, C) pooled feature the classifier projects.
-        self._pooled = tf.function(lambda clips: model.backbone(clips, training=False)[0]["head"], input_signature=signature)
+    Subclasses yield, per group of clips, the clips with their logits (_logits) or their pooled
+    "head" features (_features); the video is the clips' mean.
+    """
 
-    def logits(self, clips: np.ndarray) -> np.ndarray:
-        return self._logits(tf.convert_to_tensor(clips, tf.float32)).numpy()
+    def _logits(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
+        raise NotImplementedError
 
-    def _batches(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
-        """Clips in groups of batch_size (the last may be smaller), with their stacked frames."""
-        batch: list[Clip] = []
-        for clip in clips:
-            batch.append(clip)
-            if len(batch) == self.batch_size:
-                yield batch, np.stack([clip.frames for clip in batch])
-                batch = []
-        if batch:
-            yield batch, np.stack([clip.frames for clip in batch])
+    def _features(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
+        raise NotImplementedError
 
     def classify(self, clips: Iterable[Clip]) -> VideoPrediction:
+        """The video's prediction: each clip's segment and the clips' mean probabilities.
+
+        Args:
+            clips: the video's clips of n_frames.
+        Returns:
+            The VideoPrediction.
+        """
         probability_sum = None
         segments: list[Segment] = []
-        for batch, frames in self._batches(clips):
-            probabilities = _softmax(self.logits(frames))
+        for batch, logits in self._logits(clips):
+            probabilities = softmax(logits)
             batch_sum = probabilities.sum(axis=0)
             probability_sum = batch_sum if probability_sum is None else probability_sum + batch_sum
             segments.extend(_segment(clip, p) for clip, p in zip(batch, probabilities))
@@ -116,8 +120,8 @@ class BaseVideoClassifier:
         """
         feature_sum = None
         count = 0
-        for batch, frames in self._batches(clips):
-            features = self._pooled(tf.convert_to_tensor(frames, tf.float32)).numpy().reshape(len(batch), -1)
+        for batch, features in self._features(clips):
+            features = np.asarray(features).reshape(len(batch), -1)
             feature_sum = features.sum(axis=0) if feature_sum is None else feature_sum + features.sum(axis=0)
             count += len(batch)
         if count == 0:
@@ -125,31 +129,55 @@ class BaseVideoClassifier:
         return unit_vector(feature_sum / count)
 
 
-class StreamVideoClassifier:
-    """Causal stream model: windows in order, states carried from one call to the next."""
+class BaseVideoClassifier(ClipClassifier):
+    """Base (non-causal) model run by TensorFlow: clips of n_frames in batches of batch_size."""
 
-    def __init__(self, model: tf_keras.Model):
-        self._model = model
-        heads = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
-        if len(heads) != 1:
-            raise ValueError("expected a MovinetClassifier with one classifier head")
-        self._head = heads[0]
-        # Window lengths differ only at the end of a video; relax shapes instead of retracing.
-        self._step = tf.function(
-            lambda states, image: model({**states, "image": image}, training=False), reduce_retracing=True
-        )
-        self._classify_pooled = tf.function(lambda pooled: self._head(pooled, training=False), reduce_retracing=True)
+    def __init__(self, model: tf_keras.Model, batch_size: int):
+        self.batch_size = batch_size
+        # One trace for any batch and clip shape.
+        signature = [tf.TensorSpec([None, None, None, None, 3], tf.float32)]
+        self._model_logits = tf.function(lambda clips: model(clips, training=False), input_signature=signature)
+        # The backbone's endpoints: "head" is the (B, 1, 1, 1, C) pooled feature the classifier projects.
+        self._pooled = tf.function(lambda clips: model.backbone(clips, training=False)[0]["head"], input_signature=signature)
 
-    def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, tf.Tensor, dict, dict]]:
-        """Run the windows in order; yields (window, logits, states before, states after)."""
-        states = None
-        for window in windows:
-            image = tf.convert_to_tensor(window.frames[None], tf.float32)
-            if states is None:
-                states = self._model.init_states(tf.shape(image))
-            before = states
-            logits, states = self._step(states, image)
-            yield window, logits, before, states
+    def logits(self, clips: np.ndarray) -> np.ndarray:
+        return self._model_logits(tf.convert_to_tensor(clips, tf.float32)).numpy()
+
+    def _batches(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
+        """Clips in groups of batch_size (the last may be smaller), with their stacked frames."""
+        batch: list[Clip] = []
+        for clip in clips:
+            batch.append(clip)
+            if len(batch) == self.batch_size:
+                yield batch, np.stack([clip.frames for clip in batch])
+                batch = []
+        if batch:
+            yield batch, np.stack([clip.frames for clip in batch])
+
+    def _logits(self, clips):
+        for batch, frames in self._batches(clips):
+            yield batch, self.logits(frames)
+
+    def _features(self, clips):
+        for batch, frames in self._batches(clips):
+            yield batch, self._pooled(tf.convert_to_tensor(frames, tf.float32)).numpy()
+
+
+class WindowClassifier:
+    """A stream-mode classifier's results, whatever runs the model (a runtime supplies the steps).
+
+    The model pools its head feature as a running sum and frame count in its states, so a
+    window's own probabilities are the head applied to the mean feature of its frames, and
+    the embedding is the mean over every frame seen. Subclasses yield, per window,
+    (window, logits so far, states before, states after) from _steps and apply the
+    classifier head to a pooled feature in _head_logits.
+    """
+
+    def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
+        raise NotImplementedError
+
+    def _head_logits(self, feature: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def segments(self, windows: Iterable[Clip]) -> Iterator[tuple[Segment, np.ndarray]]:
         """Classify windows as they arrive, one result per window (live sources, long videos).
@@ -161,15 +189,20 @@ class StreamVideoClassifier:
             each ready as soon as its window has run.
         """
         for window, logits, before, states in self._steps(windows):
-            sum_before, count_before = before[_HEAD_POOL_SUM], before[_HEAD_POOL_COUNT]
-            # The window's own label: the head applied to the mean feature of its frames only.
-            frames_in_window = tf.cast(states[_HEAD_POOL_COUNT] - count_before, sum_before.dtype)
-            window_feature = (states[_HEAD_POOL_SUM] - sum_before) / frames_in_window
-            window_probabilities = _softmax(self._classify_pooled(window_feature).numpy())[0]
+            frames_in_window = _frame_count(states) - _frame_count(before)
+            pooled_sum = np.asarray(states[_HEAD_POOL_SUM]) - np.asarray(before[_HEAD_POOL_SUM])
+            own = softmax(self._head_logits((pooled_sum / frames_in_window).astype(np.float32)))[0]
             # The model's own output pools every frame seen so far.
-            yield _segment(window, window_probabilities), _softmax(logits.numpy())[0]
+            yield _segment(window, own), softmax(logits)[0]
 
     def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
+        """The video's prediction: the final output (every frame pooled) and each window's segment.
+
+        Args:
+            windows: the video's windows, in order.
+        Returns:
+            The VideoPrediction.
+        """
         return classify_stream(self.segments(windows))
 
     def embed(self, windows: Iterable[Clip]) -> np.ndarray:
@@ -185,8 +218,41 @@ class StreamVideoClassifier:
             pass
         if states is None:
             raise ValueError("no window to embed")
-        frames_seen = tf.cast(states[_HEAD_POOL_COUNT], states[_HEAD_POOL_SUM].dtype)
-        return unit_vector((states[_HEAD_POOL_SUM] / frames_seen).numpy())
+        return unit_vector(np.asarray(states[_HEAD_POOL_SUM]) / _frame_count(states))
+
+
+def _frame_count(states: dict) -> float:
+    return float(np.asarray(states[_HEAD_POOL_COUNT]).reshape(-1)[0])
+
+
+class StreamVideoClassifier(WindowClassifier):
+    """Causal stream model run by TensorFlow: windows in order, states carried from one call to the next."""
+
+    def __init__(self, model: tf_keras.Model):
+        self._model = model
+        heads = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
+        if len(heads) != 1:
+            raise ValueError("expected a MovinetClassifier with one classifier head")
+        self._head = heads[0]
+        # Window lengths differ only at the end of a video; relax shapes instead of retracing.
+        self._step = tf.function(
+            lambda states, image: model({**states, "image": image}, training=False), reduce_retracing=True
+        )
+        self._classify_pooled = tf.function(lambda pooled: self._head(pooled, training=False), reduce_retracing=True)
+
+    def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
+        """Run the windows in order; yields (window, logits, states before, states after)."""
+        states = None
+        for window in windows:
+            image = tf.convert_to_tensor(window.frames[None], tf.float32)
+            if states is None:
+                states = self._model.init_states(tf.shape(image))
+            before = states
+            logits, states = self._step(states, image)
+            yield window, logits.numpy(), before, states
+
+    def _head_logits(self, feature: np.ndarray) -> np.ndarray:
+        return self._classify_pooled(tf.constant(feature)).numpy()
 
 
 def classify_stream(results: Iterable[tuple[Segment, np.ndarray]]) -> VideoPrediction:

@@ -19,7 +19,7 @@ import numpy as np
 
 from adapter.clips import Clip
 from adapter.config import MovinetConfig
-from adapter.inference import Segment, VideoPrediction, unit_vector
+from adapter.inference import ClipClassifier
 from adapter.loading import LoadedModel
 
 CLIP_FILE = "clip.tflite"
@@ -72,12 +72,7 @@ def convert_base(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes]:
     return (tflite_export.convert(function, model, "none"),)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-class TFLiteBaseClassifier:
+class TFLiteBaseClassifier(ClipClassifier):
     """Base model as TF Lite: one fixed-length clip per call; BaseVideoClassifier's results."""
 
     def __init__(self, clip: bytes, num_threads: int | None = None):
@@ -93,41 +88,18 @@ class TFLiteBaseClassifier:
         self._run = interpreter.get_signature_runner()
         self.clip_shape = tuple(int(n) for n in self._run.get_input_details()["image"]["shape"][1:])
 
-    def _outputs(self, clips: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, np.ndarray]]:
-        """(clip, its logits, its pooled feature) for each clip."""
+    def _outputs(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], dict]]:
+        """([clip], its outputs: logits and pooled feature) for each clip."""
         for clip in clips:
             frames = np.asarray(clip.frames, np.float32)
             if frames.shape != self.clip_shape:
                 raise ValueError(f"the TF Lite clip model takes clips of {self.clip_shape}. Received: {frames.shape}")
-            outputs = self._run(image=frames[None])
-            yield clip, outputs["logits"][0], outputs[POOLED_OUTPUT].reshape(-1)
+            yield [clip], self._run(image=frames[None])
 
-    def classify(self, clips: Iterable[Clip]) -> VideoPrediction:
-        """The video's prediction, as BaseVideoClassifier.classify gives it.
+    def _logits(self, clips):
+        for batch, outputs in self._outputs(clips):
+            yield batch, outputs["logits"]
 
-        Args:
-            clips: the video's clips of n_frames.
-        Returns:
-            The clips' mean probabilities and each clip's top-1 segment.
-        """
-        segments: list[Segment] = []
-        for clip, logits, _ in self._outputs(clips):
-            probabilities = _softmax(logits)
-            best = int(np.argmax(probabilities))
-            segments.append(Segment(clip.first_index, clip.last_index, best, float(probabilities[best]), probabilities))
-        if not segments:
-            raise ValueError("no clip to classify")
-        return VideoPrediction(np.mean([s.probabilities for s in segments], axis=0), segments)
-
-    def embed(self, clips: Iterable[Clip]) -> np.ndarray:
-        """The video's embedding: the clips' mean pooled feature, unit length.
-
-        Args:
-            clips: the video's clips, as classify takes them.
-        Returns:
-            A 1-D float32 array of the variant's embeddings size and norm 1.
-        """
-        features = [pooled for _, _, pooled in self._outputs(clips)]
-        if not features:
-            raise ValueError("no clip to embed")
-        return unit_vector(np.mean(features, axis=0))
+    def _features(self, clips):
+        for batch, outputs in self._outputs(clips):
+            yield batch, outputs[POOLED_OUTPUT]

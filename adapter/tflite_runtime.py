@@ -27,16 +27,7 @@ import numpy as np
 
 from adapter.clips import Clip
 from adapter.config import MovinetConfig
-from adapter.inference import (
-    _HEAD_POOL_COUNT,
-    _HEAD_POOL_SUM,
-    BaseVideoClassifier,
-    Segment,
-    StreamVideoClassifier,
-    VideoPrediction,
-    classify_stream,
-    unit_vector,
-)
+from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, WindowClassifier
 from adapter.loading import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -283,16 +274,7 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _count(states: dict) -> float:
-    return float(np.asarray(states[_HEAD_POOL_COUNT]).reshape(-1)[0])
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-class TFLiteStreamClassifier:
+class TFLiteStreamClassifier(WindowClassifier):
     """Stream model as TF Lite: frames one at a time, states carried; StreamVideoClassifier's results."""
 
     def __init__(self, step: bytes, head: bytes, num_threads: int | None = None):
@@ -307,7 +289,7 @@ class TFLiteStreamClassifier:
         self._initial = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items() if name != "image"}
         self.imgz = int(details["image"]["shape"][2])
 
-    def _frames(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
+    def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
         """Run every frame of each window; yields (window, logits after it, states before, states after)."""
         states = self._initial
         for window in windows:
@@ -318,44 +300,5 @@ class TFLiteStreamClassifier:
                 states = outputs
             yield window, logits, before, states
 
-    def segments(self, windows: Iterable[Clip]) -> Iterator[tuple[Segment, np.ndarray]]:
-        """Classify windows as they arrive, one result per window (live sources, long videos).
-
-        Args:
-            windows: the video's windows, in order; may be endless.
-        Returns:
-            An iterator of (the window's own segment, probabilities over everything seen so far),
-            each ready as soon as its window has run.
-        """
-        for window, logits, before, states in self._frames(windows):
-            frames = _count(states) - _count(before)
-            feature = ((states[_HEAD_POOL_SUM] - before[_HEAD_POOL_SUM]) / frames).astype(np.float32)
-            own = _softmax(self._head(pooled=feature)["logits"])[0]
-            best = int(np.argmax(own))
-            segment = Segment(window.first_index, window.last_index, best, float(own[best]), own)
-            yield segment, _softmax(logits)[0]
-
-    def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
-        """The video's prediction, as StreamVideoClassifier.classify gives it.
-
-        Args:
-            windows: the video's windows, in order.
-        Returns:
-            The last window's probabilities so far, and every window's segment.
-        """
-        return classify_stream(self.segments(windows))
-
-    def embed(self, windows: Iterable[Clip]) -> np.ndarray:
-        """The video's embedding: the pooled feature over every frame (what the final output projects).
-
-        Args:
-            windows: the video's windows, in order, as classify takes them.
-        Returns:
-            A 1-D float32 array of the variant's embeddings size and norm 1.
-        """
-        states = None
-        for _, _, _, states in self._frames(windows):
-            pass
-        if states is None:
-            raise ValueError("no window to embed")
-        return unit_vector(states[_HEAD_POOL_SUM] / _count(states))
+    def _head_logits(self, feature: np.ndarray) -> np.ndarray:
+        return self._head(pooled=feature)["logits"]

@@ -171,7 +171,7 @@ def fake_loaded_adapter(monkeypatch):
     """watch's CLI without TensorFlow: loaded_adapter answers with a stream "model" voting by slot."""
     import types
 
-    from adapter import cli
+    from adapter import commands
     from adapter.config import MovinetConfig
 
     fake = types.SimpleNamespace(
@@ -179,7 +179,7 @@ def fake_loaded_adapter(monkeypatch):
         classifier=FakeStreamClassifier(3),
         loaded=types.SimpleNamespace(labels=["a", "b", "c"]),
     )
-    monkeypatch.setattr(cli, "loaded_adapter", lambda args: fake)
+    monkeypatch.setattr(commands, "loaded_adapter", lambda args: fake)
     return fake
 
 
