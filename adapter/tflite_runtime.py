@@ -27,7 +27,7 @@ import numpy as np
 
 from adapter.clips import Clip
 from adapter.config import MovinetConfig
-from adapter.inference import BaseVideoClassifier, StreamVideoClassifier, WindowClassifier
+from adapter.inference import _HEAD_POOL_SUM, BaseVideoClassifier, StreamVideoClassifier, WindowClassifier
 from adapter.loading import LoadedModel
 
 logger = logging.getLogger(__name__)

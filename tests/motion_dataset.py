@@ -26,7 +26,6 @@ import os
 from pathlib import PurePosixPath
 from typing import Sequence
 
-import numpy as np
 
 from tests.videos import generate_frames, write_frames, write_video
 

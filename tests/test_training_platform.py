@@ -124,7 +124,7 @@ def test_a_failed_run_is_resumed_from_its_last_checkpoint_by_the_next_train_mode
     with caplog.at_level(logging.INFO):
         trained = MovinetAdapter().train_model(model)
 
-    assert f"Resuming from epoch 2 of 3" in caplog.text
+    assert "Resuming from epoch 2 of 3" in caplog.text
     assert f"optimizer step {2 * steps_per_epoch}," in caplog.text  # Adam's state came back, not a fresh optimizer
     assert [{s.x for s in samples} for samples in service.metrics[metrics_before:]] == [{2}]  # only the last epoch ran
     assert trained.status == "trained"
