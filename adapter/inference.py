@@ -16,9 +16,9 @@ from typing import Iterable, Iterator
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from official.projects.movinet.modeling import movinet_layers
 
 from adapter.clips import Clip
+from adapter.network import classifier_head
 
 # The head's global average pool keeps a running sum and frame count in the stream states.
 _HEAD_POOL_SUM = "state_head_pool_buffer"
@@ -230,10 +230,7 @@ class StreamVideoClassifier(WindowClassifier):
 
     def __init__(self, model: tf_keras.Model):
         self._model = model
-        heads = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
-        if len(heads) != 1:
-            raise ValueError("expected a MovinetClassifier with one classifier head")
-        self._head = heads[0]
+        self._head = classifier_head(model)
         # Window lengths differ only at the end of a video; relax shapes instead of retracing.
         self._step = tf.function(
             lambda states, image: model({**states, "image": image}, training=False), reduce_retracing=True

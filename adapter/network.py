@@ -14,7 +14,7 @@ import os
 
 import tensorflow as tf
 import tf_keras
-from official.projects.movinet.modeling import movinet, movinet_model
+from official.projects.movinet.modeling import movinet, movinet_layers, movinet_model
 
 from adapter.errors import UsageError
 from adapter.fast_conv import temporal_taps_preferred, use_temporal_tap_convolutions
@@ -84,6 +84,21 @@ class SavedModelInfo:
         """Returns: e.g. "movinet-a0-stream with 600 classes", for errors."""
         model_id, mode = self.model_id or "<unknown variant>", self.model_mode or "<unknown mode>"
         return f"movinet-{model_id}-{mode} with {self.num_classes} classes"
+
+
+def classifier_head(model: tf_keras.Model) -> movinet_layers.ClassifierHead:
+    """The one ClassifierHead of a MovinetClassifier.
+
+    Args:
+        model: a MovinetClassifier.
+
+    Returns:
+        Its classifier head layer.
+    """
+    heads = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
+    if len(heads) != 1:
+        raise ValueError("expected a MovinetClassifier with one classifier head")
+    return heads[0]
 
 
 def describe_saved_model(saved_model_dir: str) -> SavedModelInfo:

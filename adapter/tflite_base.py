@@ -21,39 +21,9 @@ from adapter.clips import Clip
 from adapter.config import MovinetConfig
 from adapter.inference import ClipClassifier
 from adapter.loading import LoadedModel
+from adapter.tflite_export import POOLED_OUTPUT
 
 CLIP_FILE = "clip.tflite"
-POOLED_OUTPUT = "pooled"
-
-
-def clip_feature_function(model, n_frames: int, imgz: int):
-    """The base model on one clip as a concrete function of builtin ops: image -> logits and pooled feature.
-
-    Args:
-        model: a base MovinetClassifier; its per-frame 3D poolings are switched in place
-            (tflite_compatible: same outputs, no weights touched).
-        n_frames: frames per clip.
-        imgz: frame size.
-    Returns:
-        The concrete function: `image` (1 x n_frames x imgz x imgz x 3) -> {"logits", "pooled"}.
-    """
-    import tensorflow as tf
-    from official.projects.movinet.modeling import movinet_layers
-
-    from adapter.tflite_compat import tflite_compatible
-    from adapter.tflite_export import IMAGE_INPUT, LOGITS_OUTPUT
-
-    tflite_compatible(model)
-    (head,) = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
-    spec = tf.TensorSpec([1, n_frames, imgz, imgz, 3], tf.float32, name=IMAGE_INPUT)
-
-    @tf.function(input_signature=[spec])
-    def clip(image):
-        # The backbone once; the head projects its pooled feature, as MovinetClassifier does.
-        pooled = model.backbone(image, training=False)[0]["head"]
-        return {LOGITS_OUTPUT: head(pooled, training=False), POOLED_OUTPUT: pooled}
-
-    return clip.get_concrete_function()
 
 
 def convert_base(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes]:
@@ -68,7 +38,7 @@ def convert_base(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes]:
     from adapter import tflite_export
 
     model = loaded.model
-    function = clip_feature_function(model, config.n_frames, config.imgz)
+    function = tflite_export.clip_function(model, config.n_frames, config.imgz, with_pooled=True)
     return (tflite_export.convert(function, model, "none"),)
 
 

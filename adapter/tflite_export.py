@@ -31,6 +31,7 @@ from adapter.clips import base_clips
 from adapter.config import MovinetConfig
 from adapter.errors import UsageError
 from adapter.loading import LoadedModel
+from adapter.network import classifier_head
 from adapter.preprocessing import preprocess_frame
 from adapter.tflite_compat import tflite_compatible
 from adapter.video import VideoError, VideoReader
@@ -42,6 +43,7 @@ QUANTIZATIONS = ("none", "float16", "int8")
 CALIBRATION_SAMPLES = 48
 IMAGE_INPUT = "image"
 LOGITS_OUTPUT = "logits"
+POOLED_OUTPUT = "pooled"
 
 
 class CalibrationError(UsageError):
@@ -70,7 +72,7 @@ def stream_step_function(model: tf_keras.Model, imgz: int):
     return step.get_concrete_function(), initial
 
 
-def clip_function(model: tf_keras.Model, n_frames: int, imgz: int):
+def clip_function(model: tf_keras.Model, n_frames: int, imgz: int, with_pooled: bool = False):
     """The base model on one fixed-length clip as a concrete function of TF Lite builtin ops: image -> logits.
 
     Args:
@@ -78,16 +80,25 @@ def clip_function(model: tf_keras.Model, n_frames: int, imgz: int):
             ones (tflite_compatible: same outputs, no weights touched).
         n_frames: frames per clip the model is exported for.
         imgz: frame size the model is exported for.
+        with_pooled: also return the backbone's pooled "head" feature (the tflite runtime's
+            embeddings), as POOLED_OUTPUT.
 
     Returns:
-        The concrete function, taking `image` (1 x n_frames x imgz x imgz x 3) and returning {"logits"}.
+        The concrete function, taking `image` (1 x n_frames x imgz x imgz x 3) and returning
+        {"logits"} (and {"pooled"}).
     """
     tflite_compatible(model)
+    head = classifier_head(model)
     spec = tf.TensorSpec([1, n_frames, imgz, imgz, 3], tf.float32, name=IMAGE_INPUT)
 
     @tf.function(input_signature=[spec])
     def clip(image):
-        return {LOGITS_OUTPUT: model({"image": image}, training=False)}
+        # The backbone once; the head projects its pooled feature, as MovinetClassifier does.
+        pooled = model.backbone(image, training=False)[0]["head"]
+        outputs = {LOGITS_OUTPUT: head(pooled, training=False)}
+        if with_pooled:
+            outputs[POOLED_OUTPUT] = pooled
+        return outputs
 
     return clip.get_concrete_function()
 

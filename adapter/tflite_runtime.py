@@ -245,13 +245,13 @@ def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, b
         (step flatbuffer, head flatbuffer).
     """
     import tensorflow as tf
-    from official.projects.movinet.modeling import movinet_layers
 
     from adapter import tflite_export
+    from adapter.network import classifier_head
 
     model = loaded.model
     step_function, initial = tflite_export.stream_step_function(model, config.imgz)
-    (head_layer,) = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
+    head_layer = classifier_head(model)
     pooled = initial[_HEAD_POOL_SUM]
 
     @tf.function(input_signature=[tf.TensorSpec(pooled.shape, tf.float32, name="pooled")])

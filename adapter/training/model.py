@@ -5,9 +5,9 @@ import logging
 from typing import Sequence
 
 import tf_keras
-from official.projects.movinet.modeling import movinet_layers
 
 from adapter import network
+from adapter.network import classifier_head
 from adapter.config import ConfigError, MovinetConfig
 from adapter.loading import LoadedModel, load_model
 from adapter.training import scaling
@@ -54,21 +54,6 @@ def training_labels(labels: Sequence[str] | None) -> list[str]:
     if duplicates:
         raise ConfigError(f"The model's labels {duplicates!r} appear more than once; each class needs one label")
     return labels
-
-
-def classifier_head(model: tf_keras.Model) -> movinet_layers.ClassifierHead:
-    """The one ClassifierHead of a MovinetClassifier.
-
-    Args:
-        model: a MovinetClassifier.
-
-    Returns:
-        Its classifier head layer.
-    """
-    heads = [layer for layer in model.layers if isinstance(layer, movinet_layers.ClassifierHead)]
-    if len(heads) != 1:
-        raise ValueError("expected a MovinetClassifier with one classifier head")
-    return heads[0]
 
 
 def starting_model(
