@@ -29,7 +29,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from adapter.video import VideoError, _ffmpeg_reason, _pyav_converter, video_streams
+from adapter.decoders import ffmpeg_reason, pyav_converter
+from adapter.video import VideoError, video_streams
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ class LiveSource:
             self._put(("end", (STALLED, f"nothing received within {self.stall_timeout:g} s of opening (stall timeout)")))
             return
         except av.error.FFmpegError as err:
-            self._put(("error", VideoError(self.name, f"cannot be opened: {_ffmpeg_reason(err)}")))
+            self._put(("error", VideoError(self.name, f"cannot be opened: {ffmpeg_reason(err)}")))
             return
         try:
             self._put(("end", self._demux(container)))
@@ -249,7 +250,7 @@ class LiveSource:
             except av.error.EOFError:
                 return END_OF_STREAM, ""
             except av.error.FFmpegError as err:
-                return FAILED, _ffmpeg_reason(err)
+                return FAILED, ffmpeg_reason(err)
             if self._stop.is_set():
                 return STOPPED, ""
             self._last_activity = time.monotonic()
@@ -261,7 +262,7 @@ class LiveSource:
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as err:
-                logger.warning("Source %r: a packet could not be decoded (%s); watching on", self.name, _ffmpeg_reason(err))
+                logger.warning("Source %r: a packet could not be decoded (%s); watching on", self.name, ffmpeg_reason(err))
                 continue
             for frame in decoded:
                 if frame.pts is not None:
@@ -275,7 +276,7 @@ class LiveSource:
                 slot = slots.slot(seconds)
                 if slot is None:
                     continue
-                image = _pyav_converter(frame)()
+                image = pyav_converter(frame)()
                 if self._transform is not None:
                     image = self._transform(image)
                 if not self._put(("frame", LiveFrame(slot, seconds, image))):

@@ -2,10 +2,11 @@
 
 A :class:`VideoReader` decodes a video as a stream and resamples it to a target
 frame rate (MoViNet's published weights expect 5-12 fps, most uploads are 25-60
-fps). Frames are yielded one at a time as BGR ``uint8`` arrays, and frames that
-the resampling drops are decoded (inter-coded video needs them) but never
-converted to arrays, so memory stays at a few frames whatever the video's length
-and the conversion cost is paid only for kept frames.
+fps). Frames are yielded one at a time as BGR ``uint8`` arrays. Frames that the
+resampling drops are never converted to arrays, and are decoded only where other
+frames may need them (inter-coded video): H.264 pictures that no other picture refers
+to are not decoded at all (adapter/decoders.py). Memory stays at a few frames
+whatever the video's length, and the conversion cost is paid only for kept frames.
 
 A video that cannot be used at all raises :class:`VideoError`, naming the video
 and the reason, before any frame is yielded. A video that breaks after it has
@@ -13,14 +14,12 @@ produced frames (a truncated upload) is kept as far as it decoded, with a
 warning: a clip that ends early is still a usable clip, and the warning keeps the
 loss visible.
 
-Decoding is done by FFmpeg through PyAV. ``benchmarks/decode_backends.py``
-measures it against OpenCV's ``VideoCapture`` on the real workload (720p H.264,
-decode + resample to 5 fps + convert the kept frames): speed and memory were a
-tie (README, Benchmarks). PyAV wins on what it reports: it tells a
-decoding error from the end of the stream (OpenCV's grab() returns False for
-both), names the codec error, and gives the exact rational frame rate. OpenCV
-remains as a private decoder (``_Cv2Decoder``) for that comparison, and the
-tests keep the two in agreement.
+Decoding is done by FFmpeg through PyAV (adapter/decoders.py). PyAV tells a decoding
+error from the end of the stream (OpenCV's grab() returns False for both), names the
+codec error, gives the exact rational frame rate and lets the decoder leave pictures
+out. OpenCV's ``VideoCapture`` remains as a second decoder for comparison
+(``benchmarks/decode_backends.py``, figures in the README), and the tests keep the two
+in agreement.
 """
 from __future__ import annotations
 
@@ -30,10 +29,11 @@ import logging
 import math
 import numbers
 import os
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
+from adapter.decoders import DECODERS, DEFAULT_DECODER, DecodeError, ffmpeg_reason
 from adapter.errors import MovinetError
 
 logger = logging.getLogger(__name__)
@@ -64,115 +64,10 @@ class Frame:
     """One decoded frame kept by the resampling."""
 
     # Index of this frame in the source video's own frame numbering: 0-based, and
-    # every decoded frame counts, kept or not.
+    # every frame counts, kept or not (decoded or left out by the decoder).
     index: int
     # H x W x 3 uint8, BGR (the cv2 convention); the preprocessing stage converts to RGB.
     image: np.ndarray
-
-
-class _DecodeError(Exception):
-    """Raised by a decoder when the codec or demuxer fails (not at a clean end of stream)."""
-
-
-# A decoded frame that has not been converted yet: calling it returns the BGR
-# image. It is only valid until the decoder is advanced to the next frame.
-_LazyFrame = Callable[[], np.ndarray]
-
-
-class _PyAVDecoder:
-    """Decodes with PyAV (FFmpeg); frames are converted to ndarrays only on request."""
-
-    name = "pyav"
-
-    def __init__(self, path: str, stream_index: int = 0, thread_type: str = "AUTO"):
-        self.path = path
-        self.stream_index = stream_index  # the container's index of the video stream to decode
-        # "AUTO" lets FFmpeg decode several frames in parallel (frame threads). On two
-        # cores it tied with the default slice threading in the benchmark; on more
-        # cores frame threads are what parallelises H.264 without slices.
-        self.thread_type = thread_type
-
-    def frames(self) -> Iterator[_LazyFrame]:
-        import av
-
-        try:
-            container = av.open(self.path)
-        except av.error.FFmpegError as err:
-            raise _DecodeError(f"cannot be opened: {_ffmpeg_reason(err)}") from err
-        try:
-            stream = container.streams[self.stream_index]
-            stream.thread_type = self.thread_type
-            # demux() ends with an empty packet whose decode() flushes the decoder,
-            # so frames held back for reordering or by frame threads come out too.
-            for packet in container.demux(stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.FFmpegError as err:
-                    raise _DecodeError(_ffmpeg_reason(err)) from err
-                for frame in decoded:
-                    yield _pyav_converter(frame)
-        except av.error.FFmpegError as err:  # demuxing (reading the file) failed
-            raise _DecodeError(_ffmpeg_reason(err)) from err
-        finally:
-            container.close()
-
-
-def _pyav_converter(frame) -> _LazyFrame:
-    def convert() -> np.ndarray:
-        image = frame.to_ndarray(format="bgr24")
-        # Phone videos store a display rotation (counter-clockwise degrees) instead of
-        # rotating the pixels; apply it so the frames look as players show them
-        # (OpenCV does the same by default). Mirroring flags are rare and ignored.
-        quarter_turns = round((frame.rotation or 0) / 90) % 4
-        if quarter_turns:
-            image = np.ascontiguousarray(np.rot90(image, quarter_turns))
-        return image
-
-    return convert
-
-
-def _ffmpeg_reason(err: Exception) -> str:
-    # FFmpegError's str() repeats the errno and the file name; the strerror is the reason.
-    reason = getattr(err, "strerror", None) or str(err)
-    return str(reason).rstrip(".")
-
-
-class _Cv2Decoder:
-    """Decodes with OpenCV's VideoCapture: grab() decodes, retrieve() converts.
-
-    OpenCV cannot tell a decoding error from the end of the stream (grab() returns
-    False for both); VideoReader compares the frame count with the one the
-    container declares to catch a video that stopped early. OpenCV picks the video
-    stream itself, so ``stream_index`` is not used.
-    """
-
-    name = "cv2"
-
-    def __init__(self, path: str, stream_index: int = 0):
-        self.path = path
-
-    def frames(self) -> Iterator[_LazyFrame]:
-        import cv2
-
-        capture = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
-        try:
-            if not capture.isOpened():
-                raise _DecodeError("cannot be opened by OpenCV")
-
-            def convert() -> np.ndarray:
-                ok, image = capture.retrieve()
-                if not ok or image is None:
-                    raise _DecodeError("a decoded frame could not be converted")
-                return image
-
-            while capture.grab():
-                yield convert
-        finally:
-            capture.release()
-
-
-_DECODERS = {"pyav": _PyAVDecoder, "cv2": _Cv2Decoder}
-_DEFAULT_DECODER = "pyav"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +100,7 @@ def _probe(path: str, name: str) -> _Probe:
     try:
         container = av.open(path)
     except av.error.FFmpegError as err:
-        raise VideoError(name, _unopenable_reason(path, _ffmpeg_reason(err))) from err
+        raise VideoError(name, _unopenable_reason(path, ffmpeg_reason(err))) from err
     with container:
         videos = video_streams(container)
         if not videos:
@@ -242,12 +137,12 @@ def _container_kind(head: bytes) -> str | None:
     return None
 
 
-def _unopenable_reason(path: str, ffmpeg_reason: str) -> str:
+def _unopenable_reason(path: str, reason: str) -> str:
     with open(path, "rb") as f:
         head = f.read(512)
     kind = _container_kind(head)
     if kind is not None:
-        return f"cannot be opened as a video: it looks like a truncated or corrupt {kind} file ({ffmpeg_reason})"
+        return f"cannot be opened as a video: it looks like a truncated or corrupt {kind} file ({reason})"
     if b"\0" not in head:
         try:
             head.decode("utf-8")
@@ -258,7 +153,7 @@ def _unopenable_reason(path: str, ffmpeg_reason: str) -> str:
             is_text = True
         if is_text:
             return "cannot be opened as a video: it is not a video file (it contains text)"
-    return f"cannot be opened as a video: it is not a video file FFmpeg can read ({ffmpeg_reason})"
+    return f"cannot be opened as a video: it is not a video file FFmpeg can read ({reason})"
 
 
 def _keep_ratio(fps: float | None, source_fps: fractions.Fraction | None) -> fractions.Fraction | None:
@@ -312,7 +207,7 @@ class VideoReader:
     Attributes:
         source_fps: the container's frame rate, known after construction; 0.0 if the
             container reports no usable rate (every frame is then kept, with a warning).
-        num_frames: frames decoded so far in the current iteration, kept or not (None
+        num_frames: frames read so far in the current iteration, kept or not (None
             before the first iteration); after a full iteration it is the exact number
             of frames in the video, so the last Frame.index is num_frames - 1.
         declared_frames: the frame count the container declares, or an estimate from
@@ -327,9 +222,9 @@ class VideoReader:
         ):
             raise ValueError(f"fps must be a positive number or None, got {fps!r}")
         self.fps = fps
-        self._decoder_name = _decoder or _DEFAULT_DECODER
-        if self._decoder_name not in _DECODERS:
-            raise ValueError(f"unknown decoder {self._decoder_name!r}; expected one of {sorted(_DECODERS)}")
+        self._decoder_name = _decoder or DEFAULT_DECODER
+        if self._decoder_name not in DECODERS:
+            raise ValueError(f"unknown decoder {self._decoder_name!r}; expected one of {sorted(DECODERS)}")
 
         if not os.path.exists(self.path):
             raise VideoError(self.name, "does not exist")
@@ -356,25 +251,26 @@ class VideoReader:
         return f"VideoReader({self.name!r}, fps={self.fps!r}, source_fps={self.source_fps:g})"
 
     def __iter__(self) -> Iterator[Frame]:
-        decoder = _DECODERS[self._decoder_name](self.path, self._stream_index)
+        decoder = DECODERS[self._decoder_name](self.path, self._stream_index)
         self.num_frames = 0
-        frames = decoder.frames()
+        ratio = self._ratio
+        frames = decoder.frames(None if ratio is None else lambda index: _is_kept(index, ratio))
         try:
             while True:
                 try:
-                    lazy = next(frames)
+                    index, lazy = next(frames)
                 except StopIteration:
                     break
-                except _DecodeError as err:
+                except DecodeError as err:
                     self._decoding_broke(str(err))
                     return
-                index = self.num_frames
-                self.num_frames += 1
-                if not _is_kept(index, self._ratio):
+                self.num_frames = max(self.num_frames, index + 1)
+                # lazy is None only for a frame the decoder left out because it is not kept.
+                if lazy is None or not _is_kept(index, ratio):
                     continue
                 try:
                     image = lazy()
-                except _DecodeError as err:
+                except DecodeError as err:
                     self._decoding_broke(str(err))
                     return
                 yield Frame(index=index, image=image)

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import functools
 import logging
 import math
 
 import numpy as np
 import pytest
 
-from adapter import video
+from adapter import decoders, video
+from adapter.h264 import length_prefix_size, slice_reference_flags
 from adapter.video import Frame, VideoError, VideoReader, is_video_mimetype
 from tests.videos import (
     locate_square,
@@ -97,6 +99,73 @@ def test_h264_with_reordered_frames_comes_out_in_display_order(tmp_path, ext):
     for f in frames:
         assert locate_square(f.image) == square_position(f.index, width=64, height=48, direction=(3, 1))
     assert reader.num_frames == 30
+
+
+def _full_decode(path, fps):
+    """VideoReader with every picture decoded: the reference for the left-out pictures."""
+    full = functools.partial(decoders.PyAVDecoder, skip_unreferenced=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(video.DECODERS, "pyav-full", full)
+        return read_all(path, fps=fps, _decoder="pyav-full")
+
+
+def _left_out(path, wanted) -> int:
+    return sum(1 for _, lazy in decoders.PyAVDecoder(str(path)).frames(wanted) if lazy is None)
+
+
+@pytest.mark.parametrize(
+    "ext,options",
+    [(".mp4", None), (".mkv", None), (".ts", None), (".mp4", {"bf": "0"})],
+    ids=["mp4", "mkv", "mpeg-ts", "mp4-no-b-frames"],
+)
+def test_unreferenced_pictures_left_out_change_no_kept_frame(tmp_path, ext, options):
+    # 90 frames at 30 fps read at 5 fps: 15 kept. libx264's B-frames are pictures no
+    # other picture refers to; the default decoder skips those it does not need.
+    path = write_video(
+        tmp_path / f"h264{ext}", frames=90, fps=30.0, codec="libx264", direction=(2, 1), codec_options=options
+    )
+    full_reader, full = _full_decode(path, fps=5)
+    reader, frames = read_all(path, fps=5)
+
+    assert [f.index for f in frames] == [f.index for f in full] == expected_kept(90, 30, 5)
+    for a, b in zip(frames, full):
+        assert np.array_equal(a.image, b.image)
+        assert locate_square(a.image) == square_position(a.index, width=64, height=48, direction=(2, 1))
+    assert reader.num_frames == full_reader.num_frames == 90
+    left_out = _left_out(path, lambda index: index % 6 == 0)
+    if options is None:
+        assert left_out > 0
+    else:
+        assert left_out == 0  # without B-frames every picture is a reference
+
+
+def test_left_out_pictures_are_the_ones_ffmpeg_calls_non_reference(tmp_path):
+    import av
+
+    path = write_video(tmp_path / "h264.mp4", frames=60, fps=30.0, codec="libx264", pattern="noise")
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"  # FFmpeg's own reading of nal_ref_idc
+        references = sum(1 for _ in container.decode(stream))
+    # Wanting nothing leaves out every non-reference picture, and only those.
+    assert 0 < references < 60
+    assert _left_out(path, lambda index: False) == 60 - references
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".ts"])
+def test_slices_of_a_multi_slice_stream_are_all_found(tmp_path, ext):
+    import av
+
+    path = write_video(tmp_path / f"sliced{ext}", frames=8, codec="libx264", codec_options={"slices": "3"})
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        prefix = length_prefix_size(stream.codec_context.extradata)
+        assert (prefix is None) == (ext == ".ts")
+        flags = [slice_reference_flags(bytes(p), prefix) for p in container.demux(stream) if p.size]
+    assert len(flags) == 8 and all(len(f) == 3 for f in flags)
+    assert all(flags[0])  # the first picture is an IDR picture: always a reference
+    assert decoders.threading_for(len(flags[0]), cores=2) == "SLICE"
+    assert decoders.threading_for(len(flags[0]), cores=8) == "AUTO"
 
 
 def test_decoders_agree_pixel_for_pixel(tmp_path):
@@ -229,7 +298,7 @@ def test_reader_is_lazy(tmp_path, decoder):
 
 def test_frames_dropped_by_resampling_are_never_converted(tmp_path, monkeypatch):
     conversions = []
-    real_converter = video._pyav_converter
+    real_converter = decoders.pyav_converter
 
     def counting_converter(frame):
         convert = real_converter(frame)
@@ -240,7 +309,7 @@ def test_frames_dropped_by_resampling_are_never_converted(tmp_path, monkeypatch)
 
         return counted
 
-    monkeypatch.setattr(video, "_pyav_converter", counting_converter)
+    monkeypatch.setattr(decoders, "pyav_converter", counting_converter)
     path = write_video(tmp_path / "v.mp4", frames=60, fps=30.0)
     reader, frames = read_all(path, fps=5, _decoder="pyav")
     assert reader.num_frames == 60

@@ -37,6 +37,7 @@ _CONTAINERS = {
     ".mkv": ("cv2", "mp4v"),
     ".avi": ("cv2", "MJPG"),
     ".webm": ("av", "libvpx-vp9"),
+    ".ts": ("av", "libx264"),
 }
 
 # Background intensity range of "moving_square" and the square's intensity:
@@ -134,6 +135,7 @@ def write_video(
     seed: int = 0,
     codec: str | None = None,
     rotation: int = 0,
+    codec_options: dict[str, str] | None = None,
 ) -> str:
     """Write a real video file; its container follows the extension of ``path``.
 
@@ -143,6 +145,7 @@ def write_video(
     ``rotation`` (counter-clockwise degrees, a multiple of 90) stores a display
     rotation the way phones do: the pixels are written unrotated (width x height)
     and players turn them; it needs PyAV, so the default codec becomes libx264.
+    ``codec_options`` go to a PyAV encoder (e.g. {"bf": "0"} for libx264 without B-frames).
     Odd sizes are not supported by the 4:2:0 encoders; use even width and height.
     """
     path = os.fspath(path)
@@ -165,7 +168,7 @@ def write_video(
     if writer == "cv2":
         write_frames(path, images, fps=fps, width=width, height=height, fourcc=codec)
     else:
-        _write_av(path, images, codec, fps, width, height, rotation)
+        _write_av(path, images, codec, fps, width, height, rotation, codec_options)
     return path
 
 
@@ -183,7 +186,14 @@ def write_frames(path: str, images: Iterable[np.ndarray], *, fps: float, width: 
 
 
 def _write_av(
-    path: str, images: Iterator[np.ndarray], codec: str, fps: float, width: int, height: int, rotation: int = 0
+    path: str,
+    images: Iterator[np.ndarray],
+    codec: str,
+    fps: float,
+    width: int,
+    height: int,
+    rotation: int = 0,
+    options: dict[str, str] | None = None,
 ) -> None:
     import av
 
@@ -195,6 +205,8 @@ def _write_av(
         if codec == "libvpx-vp9":
             # Fast settings: these are tiny test clips, not a quality benchmark.
             stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        if options:
+            stream.options = {**stream.options, **options}
         if rotation % 360:
             stream.set_display_rotation(rotation % 360)
         for image in images:
