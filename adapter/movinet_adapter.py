@@ -108,7 +108,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             if differing:
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
-        # Built on first use: training needs no classifier, and a TF Lite conversion costs a minute or more.
+        # Built on first use: training needs no classifier, and a TF Lite conversion costs seconds to a minute.
         self._classifier, self._classifier_error = None, None
         logger.info(
             "Loaded movinet-%s-%s from %s (%d labels, runtime %s)",

@@ -224,7 +224,7 @@ def export_tflite(
 
         flatbuffer, _ = cached_conversion(loaded, config, convert_stream)
     else:
-        logger.info("Converting movinet-%s-%s to TF Lite (%s); this takes a minute or two", config.model_id, config.model_mode, quantize)
+        logger.info("Converting movinet-%s-%s to TF Lite (%s); this takes seconds to minutes", config.model_id, config.model_mode, quantize)
         flatbuffer = convert(function, model, quantize, samples if quantize == "int8" else None)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     with open(output_path, "wb") as file:

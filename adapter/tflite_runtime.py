@@ -217,7 +217,7 @@ def cached_conversion(
             logger.info("Reusing the TF Lite conversion of %s in %s", key["variant"], folder)
             return entry
     logger.info(
-        "Converting movinet-%s (imgz %d) to TF Lite for the tflite runtime; this takes a minute or a few, once",
+        "Converting movinet-%s (imgz %d) to TF Lite for the tflite runtime; this takes seconds to a minute, once",
         key["variant"],
         config.imgz,
     )

@@ -41,7 +41,7 @@ MODES = ("base", "stream")
 
 def _adapter(mode: str):
     sys.path.insert(0, REPO)
-    from adapter.cli import offline_adapter
+    from adapter.model_options import offline_adapter
     from adapter.presets import preset_model
 
     adapter = offline_adapter(preset_model(f"movinet-a0-{mode}"), {})

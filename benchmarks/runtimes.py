@@ -3,7 +3,7 @@
 Run by hand from the repository root (the random-weight a0 exports the tests use stand in for
 the real weights: same network, same cost):
 
-    .venv/bin/python benchmarks/runtimes.py [--models /work/main/.cache/test-models] [--only step,clip,predict,cold]
+    .venv/bin/python benchmarks/runtimes.py [--models /work/main/.cache/test-models] [--only step,clip,predict,cold,convert]
 
 - step: a0 stream at imgz 172, frames fed one at a time, ms per frame of the model step for
   runtime "tensorflow" (the tf.function the adapter calls) and "tflite" (the LiteRT step),
@@ -17,6 +17,11 @@ the real weights: same network, same cost):
 - cold: in fresh processes, a bare `import tensorflow`, then import + load + first prediction
   of a 1 s clip for a0 base and a0 stream (each runtime; tflite with its conversion cached),
   with the breakdown.
+- convert: the tflite runtime's conversion (stream: step and head; base: the clip model), each in
+  a fresh process with the preset's input and random weights (the cost does not depend on their
+  values), timed with its peak memory: for a0 the converter given the Keras model (TensorFlow's
+  documented call, which serialises every layer first) against the variables-only module the
+  adapter passes, side by side; then a1-a5 (``--variants``) the adapter's way.
 Prints one JSON line per measurement.
 """
 from __future__ import annotations
@@ -30,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from common import write_benchmark_video
+from common import memory_kib, reset_peak_rss, write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HANDLE = "https://tfhub.dev/tensorflow/movinet/a0/{mode}/kinetics-600/classification/3"
@@ -153,7 +158,7 @@ def clip_benchmark(clips: int, rounds: int) -> dict:
 
 def predict_benchmark(seconds: float, runtime: str, folder: str) -> dict:
     """x real time of MovinetAdapter.predict for movinet-a0-stream on a 720p 30 fps video."""
-    from adapter.cli import offline_adapter
+    from adapter.model_options import offline_adapter
     from adapter.items import local_video
     from adapter.presets import preset_model
 
@@ -188,7 +193,7 @@ def cold_child(name: str, runtime: str, clip: str) -> dict:
     """Import, load and first prediction, timed, in this (fresh) process."""
     start = time.perf_counter()
     sys.path.insert(0, REPO)
-    from adapter.cli import offline_adapter
+    from adapter.model_options import offline_adapter
     from adapter.items import local_video
     from adapter.presets import preset_model
 
@@ -226,19 +231,72 @@ def cold_benchmark(folder: str) -> list[dict]:
     return results
 
 
+def convert_child(model_id: str, mode: str, owner: str) -> dict:
+    """One tflite-runtime conversion of a randomly initialised preset model, timed, in this process."""
+    sys.path.insert(0, REPO)
+    import tensorflow as tf
+
+    from adapter import tflite_export
+    from adapter.config import MovinetConfig
+    from adapter.loading import LoadedModel
+    from adapter.network import build_classifier
+    from adapter.presets import preset_configuration
+    from adapter.tflite_base import convert_base
+    from adapter.tflite_runtime import convert_stream
+
+    config = MovinetConfig.from_dict(preset_configuration(model_id, mode))
+    model = build_classifier(model_id, mode, num_classes=600)
+    if mode == "stream":
+        shape = [1, 1, config.imgz, config.imgz, 3]
+        model({**model.init_states(tf.constant(shape)), "image": tf.zeros(shape)})
+    else:
+        model(tf.zeros([1, config.n_frames, config.imgz, config.imgz, 3]))
+    if owner == "keras-model":
+
+        def keras_owner(concrete_function, keras_model, quantize, representative=None):
+            return tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], keras_model).convert()
+
+        tflite_export.convert = keras_owner
+    loaded = LoadedModel(model=model, labels=[str(i) for i in range(600)], source="random weights")
+    reset_peak_rss()
+    start = time.perf_counter()
+    flatbuffers = (convert_stream if mode == "stream" else convert_base)(loaded, config)
+    return {
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mib": round(memory_kib()["VmHWM"] / 1024),
+        "mib": round(sum(len(f) for f in flatbuffers) / 2**20, 1),
+        "imgz": config.imgz,
+        "n_frames": config.n_frames if mode == "base" else 1,
+    }
+
+
+def convert_benchmark(variants: list[str]) -> None:
+    runs = [("a0", mode, owner) for mode in ("stream", "base") for owner in ("keras-model", "variables")]
+    runs += [(model_id, mode, "variables") for model_id in variants for mode in ("stream", "base")]
+    for model_id, mode, owner in runs:
+        _, output = timed_process([sys.executable, __file__, "--convert-child", model_id, mode, owner])
+        result = json.loads(output.strip().splitlines()[-1])
+        print(json.dumps({"benchmark": "convert", "model": f"{model_id}-{mode}", "owner": owner, **result}), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--models", default=os.path.join(REPO, ".cache", "test-models"), help="the test model cache")
-    parser.add_argument("--only", default="step,clip,predict,cold")
+    parser.add_argument("--only", default="step,clip,predict,cold,convert")
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clips", type=int, default=8, help="clips per round of the clip benchmark")
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--variants", default="a1,a2,a3,a4,a5", help="variants the convert benchmark adds to a0")
     parser.add_argument("--cold-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--convert-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.cold_child:
         print(json.dumps(cold_child(*args.cold_child)))
+        return 0
+    if args.convert_child:
+        print(json.dumps(convert_child(*args.convert_child)))
         return 0
     os.environ["TFHUB_CACHE_DIR"] = hub_cache(args.models)
     print(json.dumps({"cpus": len(os.sched_getaffinity(0)), "load_average": os.getloadavg()}), flush=True)
@@ -254,6 +312,8 @@ def main() -> int:
             print(json.dumps(decode_benchmark(args.seconds, folder)), flush=True)
         if "cold" in parts:
             cold_benchmark(folder)
+    if "convert" in parts:
+        convert_benchmark([v for v in args.variants.split(",") if v])
     return 0
 
 

@@ -86,7 +86,7 @@ def main() -> None:
         from predict_pipeline import _ensure_hub_models
 
         _ensure_hub_models(None)
-    from adapter.cli import offline_adapter, parse_set
+    from adapter.model_options import offline_adapter, parse_set
     from adapter.live import LiveSource
     from adapter.preprocessing import preprocess_frame
     from adapter.presets import preset_model

@@ -2,7 +2,7 @@
 Keras models the adapter predicts with: the stream model fed frame by frame with its states,
 and a fine-tuned base model clip by clip.
 
-Each conversion costs one to a few minutes here, so each file is converted once (stream:
+Each conversion costs seconds to a minute here, so each file is converted once (stream:
 float and int8; fine-tuned base: float, float16 and int8), kept in the test model cache
 under a key of what it was made from, and every test of a file runs on that conversion."""
 from __future__ import annotations
