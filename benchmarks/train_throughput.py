@@ -13,7 +13,7 @@ compiles the model for that shape:
 
 * ``pipeline, frame cache``: adapter.training.pipeline.make_dataset as train() runs it from its
   second epoch: tf.data, parallel map, prefetch, clips sliced from each training range
-  decoded once into adapter.dataset.RangeCache (the first epoch fills it; the fill time
+  decoded once into adapter.sample_clips.RangeCache (the first epoch fills it; the fill time
   is printed);
 * ``pipeline, decoding every clip``: the same tf.data pipeline without the cache;
 * ``in-memory``: the same clips, decoded beforehand, as tensors into model.fit: the
@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from adapter.config import MovinetConfig
-    from adapter.dataset import RangeCache, load_subset
+    from adapter.dataset import load_subset
+    from adapter.sample_clips import RangeCache
     from adapter.training.model import build_training_model, compile_for_training
     from adapter.training.pipeline import ClipLoader, make_dataset
     from tests.motion_dataset import write_motion_dataset

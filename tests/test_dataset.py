@@ -14,13 +14,12 @@ from adapter.dataset import (
     SKIP_UNKNOWN_LABEL,
     SKIP_UNREADABLE_VIDEO,
     DatasetError,
-    RangeCache,
     Sample,
     labels_in_subset,
     load_subset,
-    read_clip,
     train_and_validation_subsets,
 )
+from adapter.sample_clips import RangeCache, read_clip
 from adapter.preprocessing import preprocess_frame
 from adapter.video import VideoReader
 from tests.motion_dataset import CONTAINERS, class_annotation, write_frames, write_item, write_motion_dataset

@@ -31,10 +31,17 @@ import tensorflow as tf
 import tf_keras
 
 from adapter.config import MovinetConfig
-from adapter.dataset import RangeCache, load_subset
+from adapter.dataset import load_subset
 from adapter.loading import DEFAULT_WEIGHTS_FILENAME, FineTunedInfo, LoadedModel
+from adapter.sample_clips import RangeCache
 from adapter.training import balance, scaling
-from adapter.training.callbacks import BestCheckpoint, EpochMetrics, EpochReporter, MetricsSink, TrainingCurves
+from adapter.training.callbacks import (
+    BestCheckpoint,
+    EpochMetrics,
+    EpochReporter,
+    MetricsSink,
+    TrainingCurves,
+)
 from adapter.training.curves import confusion_matrix, plot_confusion_matrix
 from adapter.training.model import build_training_model, compile_for_training
 from adapter.training.outputs import (

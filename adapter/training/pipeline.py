@@ -3,7 +3,7 @@
 tf.data maps sample -> clip in parallel and prefetches, so clips are ready before the step
 needs them. A clip is decoded, resampled and preprocessed by adapter.dataset (the same
 preprocess_frame as predict); training ranges are decoded once, in the first epoch, into a
-frame cache (dataset.RangeCache) that later epochs slice, as decoding every clip again
+frame cache (sample_clips.RangeCache) that later epochs slice, as decoding every clip again
 costs more CPU than two cores can hide behind the model (benchmarks/train_throughput.py).
 """
 from __future__ import annotations
@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from adapter.config import MovinetConfig
-from adapter.dataset import RangeCache, Sample, read_clip
+from adapter.dataset import Sample
 from adapter.preprocessing import CENTRE
+from adapter.sample_clips import RangeCache, read_clip
 
 # Validation clips are identical every epoch, so they are decoded once and kept in memory
 # when they fit in this much.
