@@ -5,6 +5,7 @@ Temporal (optional): each clip's or window's top-1 class over its own frame rang
 ranges stretched to tile the video and adjacent ranges with the same label merged.
 Frame numbers are the item's own (source frames, 0-based).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -58,7 +59,10 @@ def build_annotations(
 ) -> dl.AnnotationCollection:
     collection = dl.AnnotationCollection(item=item)
     last_frame = num_frames - 1
-    video_level = [LabelledRange(label, 0, last_frame, confidence) for label, confidence in top_k_labels(prediction.probabilities, labels, top_k)]
+    video_level = [
+        LabelledRange(label, 0, last_frame, confidence)
+        for label, confidence in top_k_labels(prediction.probabilities, labels, top_k)
+    ]
     temporal_level = temporal_ranges(prediction.segments, labels, last_frame) if temporal else []
     for level, ranges in (("video", video_level), ("segment", temporal_level)):
         for labelled in ranges:

@@ -17,6 +17,7 @@ The models are the package's presets (adapter.presets), the entries dataloop.jso
 so the CLI works from any folder without the repository. This module parses; the commands
 are adapter/commands.py, and what --model/--set/--weights name is adapter/model_options.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,16 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_model_options(command, default=DEFAULT_MODEL):
-        command.add_argument("--model", default=default, help=f"model preset, as in dataloop.json (default {default or DEFAULT_MODEL})")
-        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one configuration key (repeatable)")
+        command.add_argument(
+            "--model", default=default, help=f"model preset, as in dataloop.json (default {default or DEFAULT_MODEL})"
+        )
+        command.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one configuration key (repeatable)",
+        )
         # Read the model entry from another manifest instead of the package's presets.
         command.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -80,12 +89,19 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     embed.set_defaults(run=run_embed)
 
     watch = commands.add_parser("watch", help="classify a live stream (or a file) as it plays: a JSON line per period")
-    watch.add_argument("source", metavar="SOURCE", help="a video file, an FFmpeg URL or device (rtsp://, tcp://, ...), or - for stdin")
+    watch.add_argument(
+        "source", metavar="SOURCE", help="a video file, an FFmpeg URL or device (rtsp://, tcp://, ...), or - for stdin"
+    )
     add_model_options(watch, default=WATCH_MODEL)
     watch.add_argument("--weights", help="folder with fine-tuned weights written by save() / train")
-    watch.add_argument("--every", type=float, default=1.0, metavar="SECONDS", help="seconds of video per line (default 1)")
     watch.add_argument(
-        "--stall-timeout", type=float, default=10.0, metavar="SECONDS",
+        "--every", type=float, default=1.0, metavar="SECONDS", help="seconds of video per line (default 1)"
+    )
+    watch.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
         help="end when the source sends nothing this long (default 10)",
     )
     watch.add_argument("--format", help="FFmpeg input format, for sources it cannot guess (e.g. mpegts, v4l2)")
@@ -102,7 +118,9 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
     # The exports take no --model default: --weights alone names the model its weights were trained from.
     tflite = commands.add_parser("export-tflite", help="write the model as a TF Lite file for the edge")
     add_model_options(tflite, default=None)
-    tflite.add_argument("--weights", help="folder with fine-tuned weights written by save() / train (instead of --model)")
+    tflite.add_argument(
+        "--weights", help="folder with fine-tuned weights written by save() / train (instead of --model)"
+    )
     tflite.add_argument("--output", required=True, metavar="FILE.tflite")
     tflite.add_argument("--quantize", choices=QUANTIZATIONS, default="none")
     tflite.add_argument("--calibration-videos", metavar="DIR", help="videos that calibrate int8 (required for int8)")
@@ -112,7 +130,9 @@ def build_parser(prog: str = "movinet") -> argparse.ArgumentParser:
         "export-savedmodel", help="write the model (fine-tuned or hub) as a TF-Hub-format SavedModel with its labels"
     )
     add_model_options(savedmodel, default=None)
-    savedmodel.add_argument("--weights", help="folder with fine-tuned weights written by save() / train (instead of --model)")
+    savedmodel.add_argument(
+        "--weights", help="folder with fine-tuned weights written by save() / train (instead of --model)"
+    )
     savedmodel.add_argument("--output", required=True, metavar="DIR", help="the SavedModel folder to create")
     savedmodel.set_defaults(run=run_export_savedmodel)
 

@@ -7,6 +7,7 @@ its last frame: padded) for prediction and training alike.
 The samplers consume (source frame index, preprocessed frame) pairs as they stream in and keep
 at most one clip of frames, so memory does not grow with the video's length.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -97,7 +98,9 @@ def base_clips(frames: Iterable[tuple[int, np.ndarray]], n_frames: int) -> Itera
     for window in stream_windows(frames, n_frames):
         missing = n_frames - len(window.frames)
         if missing and previous is not None:
-            window = Clip(np.concatenate([previous.frames[-missing:], window.frames]), window.first_index, window.last_index)
+            window = Clip(
+                np.concatenate([previous.frames[-missing:], window.frames]), window.first_index, window.last_index
+            )
         elif missing:
             window = Clip(np.stack(padded(window.frames, n_frames)), window.first_index, window.last_index)
         yield window

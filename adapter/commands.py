@@ -2,6 +2,7 @@
 
 Each returns the process's exit code: 0, or 1 when some video failed (named on stderr).
 """
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,12 @@ def run_embed(args) -> int:
     with open(args.output, "w") as file:
         json.dump(vectors, file)
     embedded = sum(vector is not None for vector in vectors.values())
-    logger.info("Wrote the embeddings of %d video(s) (%d values each) to %s", embedded, adapter.config.variant_embeddings_size, args.output)
+    logger.info(
+        "Wrote the embeddings of %d video(s) (%d values each) to %s",
+        embedded,
+        adapter.config.variant_embeddings_size,
+        args.output,
+    )
     for name, reason in adapter.failures:
         print(f"FAILED {name}: {reason}", file=sys.stderr)
     return 1 if adapter.failures else 0
@@ -95,7 +101,9 @@ def run_watch(args) -> int:
     if not (args.every > 0 and args.every < float("inf")):
         raise ConfigError(f"--every must be a positive number of seconds. Received: every={args.every!r}")
     if not (args.stall_timeout > 0 and args.stall_timeout < float("inf")):
-        raise ConfigError(f"--stall-timeout must be a positive number of seconds. Received: stall_timeout={args.stall_timeout!r}")
+        raise ConfigError(
+            f"--stall-timeout must be a positive number of seconds. Received: stall_timeout={args.stall_timeout!r}"
+        )
     mode = watched_mode(args)
     if mode != "stream":
         raise ConfigError(
@@ -123,7 +131,12 @@ def run_watch(args) -> int:
     logger.info("Watching %s at %g fps, a line every %g s of video", source.name, config.frame_rate, args.every)
     try:
         periods = watch_periods(
-            source, adapter.classifier, adapter.loaded.labels, fps=config.frame_rate, every=args.every, top_k=config.top_k
+            source,
+            adapter.classifier,
+            adapter.loaded.labels,
+            fps=config.frame_rate,
+            every=args.every,
+            top_k=config.top_k,
         )
         for period in periods:
             print(json.dumps(period.to_json()), flush=True)
@@ -170,7 +183,9 @@ def probability_plotter(adapter, directory: str):
 def run_export_hub(args) -> int:
     from adapter.network import export_hub_model
 
-    export_hub_model(args.output, args.model_id, args.mode, num_classes=args.num_classes, checkpoint_path=args.checkpoint)
+    export_hub_model(
+        args.output, args.model_id, args.mode, num_classes=args.num_classes, checkpoint_path=args.checkpoint
+    )
     print(f"Wrote a TF-Hub-format SavedModel of movinet-{args.model_id}-{args.mode} to {args.output}")
     return 0
 
@@ -183,9 +198,7 @@ def run_export_tflite(args) -> int:
     if args.calibration_videos:
         if not os.path.isdir(args.calibration_videos):
             raise ConfigError(f"--calibration-videos {args.calibration_videos!r} is not a folder")
-        videos = sorted(
-            str(path) for path in Path(args.calibration_videos).rglob("*") if path.is_file()
-        )
+        videos = sorted(str(path) for path in Path(args.calibration_videos).rglob("*") if path.is_file())
     description = export_tflite(adapter.loaded, adapter.config, args.output, args.quantize, videos)
     print(
         f"Wrote movinet-{description['model_id']}-{description['model_mode']} ({args.quantize}, "
@@ -250,5 +263,3 @@ def run_evaluate(args) -> int:
     for name, reason in failed:
         print(f"FAILED {name}: {reason}", file=sys.stderr)
     return 1 if failed else 0
-
-

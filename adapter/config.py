@@ -3,6 +3,7 @@
 Every key has a default; a wrong value raises ConfigError naming the key, the value
 and what is allowed; an unknown key is a warning naming the closest known key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -142,7 +143,9 @@ class MovinetConfig:
         if configuration is None:
             configuration = {}
         if not isinstance(configuration, Mapping):
-            raise ConfigError(f"the configuration must be a mapping of key to value, got {type(configuration).__name__}")
+            raise ConfigError(
+                f"the configuration must be a mapping of key to value, got {type(configuration).__name__}"
+            )
         configuration = dict(configuration)
         known = {field.name for field in dataclasses.fields(cls)}
         for key in configuration:
@@ -185,7 +188,13 @@ class MovinetConfig:
         if not isinstance(self.mixed_precision, bool) and self.mixed_precision != "auto":
             _fail("mixed_precision", self.mixed_precision, "'auto', true or false")
         _check_choice(self, "class_weighting", CLASS_WEIGHTINGS)
-        for key in ("temporal_annotations", "evaluate_temporal_annotations", "freeze_backbone", "pretrained", "augment"):
+        for key in (
+            "temporal_annotations",
+            "evaluate_temporal_annotations",
+            "freeze_backbone",
+            "pretrained",
+            "augment",
+        ):
             _check_bool(self, key)
         for key in ("hub_handle", "weights_filename"):
             value = getattr(self, key)

@@ -16,6 +16,7 @@ label is not in the label map, an item with no class annotation, an item that is
 video, an unreadable video, and an unusable frame range. A subset left with no sample is a
 :class:`DatasetError`.
 """
+
 from __future__ import annotations
 
 import collections
@@ -266,7 +267,9 @@ def load_subset(
         for labelled in ranges:
             if labelled.label not in label_index:
                 logger.warning(
-                    "Skipping a class annotation of item %r: label %r is not in the model's label map", name, labelled.label
+                    "Skipping a class annotation of item %r: label %r is not in the model's label map",
+                    name,
+                    labelled.label,
                 )
                 skipped[SKIP_UNKNOWN_LABEL] += 1
                 continue

@@ -8,6 +8,7 @@ keeps the annotations it had, which are not this run's predictions, so evaluatio
 run's items without the failed ones (scoring_filters), from a download of their annotations
 into a fresh folder (downloading_annotations_to).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,7 +65,9 @@ class DatasetRun:
         succeeded = self.attempted - len(self.failures)
         if self.attempted and succeeded <= 0:
             lines = "\n".join(f"- {name}: {reason}" for name, reason in self.failures)
-            raise EveryItemFailed(f"{self.action.capitalize()} failed for every one of the {self.attempted} item(s):\n{lines}")
+            raise EveryItemFailed(
+                f"{self.action.capitalize()} failed for every one of the {self.attempted} item(s):\n{lines}"
+            )
         if self.failures:
             logger.warning(
                 "%s finished over %d of %d item(s); %d failed: %s",

@@ -13,6 +13,7 @@ adapter/h264.py): their packets are never decoded, and such a frame comes out as
 ``(index, None)``. The frames that are decoded are bit for bit the same as in a full
 decode; the saving is in the README (Benchmarks, decoding backends).
 """
+
 from __future__ import annotations
 
 import logging
@@ -129,7 +130,9 @@ class PyAVDecoder:
 
     name = "pyav"
 
-    def __init__(self, path: str, stream_index: int = 0, *, thread_type: str | None = None, skip_unreferenced: bool = True):
+    def __init__(
+        self, path: str, stream_index: int = 0, *, thread_type: str | None = None, skip_unreferenced: bool = True
+    ):
         self.path = path
         self.stream_index = stream_index
         self.thread_type = thread_type

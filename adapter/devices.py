@@ -4,6 +4,7 @@ The GPU runner image sets MOVINET_REQUIRE_GPU=1. A service started from it whose
 TensorFlow cannot use (no CUDA libraries, a driver mismatch, a CPU pod) stops with an
 error naming the devices TensorFlow sees, instead of silently training on the CPU.
 """
+
 from __future__ import annotations
 
 import logging

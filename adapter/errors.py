@@ -7,6 +7,7 @@ maps them to exit codes in one place (cli.main) and the README's table holds:
     2  a bad option, configuration key, data folder or weights folder
     3  the pretrained weights cannot be resolved (no network and no cached copy)
 """
+
 from __future__ import annotations
 
 EXIT_FAILED_VIDEOS = 1

@@ -15,6 +15,7 @@ the unknown ground-truth labels. Per-class precision and recall are read off the
 Predictions are the video-level class annotations MovinetAdapter.predict makes (the first
 is the top-1) and, for the top-5, the probabilities they come from.
 """
+
 from __future__ import annotations
 
 import collections
@@ -286,7 +287,9 @@ def format_report(summary: dict) -> str:
         f"top-{TOP_K} accuracy {format_ratio(summary['top5_accuracy'])}"
     ]
     for label, items in summary["unknown_labels"].items():
-        lines.append(f"ground-truth label {label!r} is not in the model's label map (counted wrong): {len(items)} video(s)")
+        lines.append(
+            f"ground-truth label {label!r} is not in the model's label map (counted wrong): {len(items)} video(s)"
+        )
     width = max([len("class"), *map(len, summary["classes"])])
     lines.append(f"{'class':<{width}}  precision  recall  support  predicted")
     for label, metrics in summary["per_class"].items():

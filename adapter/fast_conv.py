@@ -10,6 +10,7 @@ hub restores, checkpoints and fine-tuned weights are unaffected.
 The speed-up was measured on CPU only. Where TensorFlow sees a GPU the stock layers
 (cuDNN's Conv3D) stay until temporal taps are measured faster there (README, Benchmarks).
 """
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -10,6 +10,7 @@ Packets come in one of two layouts: length-prefixed NAL units (MP4, MOV, Matrosk
 the "avcC" layout, whose extradata starts with 1 and gives the prefix length) or
 start-code-delimited ones (MPEG-TS and raw .h264: Annex B).
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -61,8 +62,4 @@ def slice_reference_flags(payload: bytes, prefix_size: int | None) -> list[bool]
         One flag per slice NAL unit, in packet order (nal_ref_idc != 0); empty when the
         packet holds no slice (parameter sets or SEI only).
     """
-    return [
-        bool(header & 0x60)
-        for header in _nal_header_bytes(payload, prefix_size)
-        if header & 0x1F in _SLICE_TYPES
-    ]
+    return [bool(header & 0x60) for header in _nal_header_bytes(payload, prefix_size) if header & 0x1F in _SLICE_TYPES]

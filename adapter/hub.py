@@ -4,6 +4,7 @@ tensorflow_hub owns downloading and caching: a handle resolves to
 $TFHUB_CACHE_DIR/<sha1 of the handle>, so a model placed there (or downloaded
 once) is found again without a network.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,9 +46,7 @@ def resolve_saved_model(config: MovinetConfig) -> str:
         except Exception as err:  # tensorflow_hub raises URL, OS and value errors alike
             raise HubModelUnavailable(_unavailable_message(handle, config, err)) from err
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise HubModelUnavailable(
-            _unavailable_message(handle, config, f"{path} holds no saved_model.pb")
-        )
+        raise HubModelUnavailable(_unavailable_message(handle, config, f"{path} holds no saved_model.pb"))
     logger.info("Resolved %s to %s", handle, path)
     return path
 

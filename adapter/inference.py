@@ -8,6 +8,7 @@ Embeddings are the backbone's globally pooled "head" feature, the vector the cla
 head projects, averaged the way the probabilities are (over the clips, or over every frame
 the stream saw) and scaled to unit length.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -138,7 +139,9 @@ class BaseVideoClassifier(ClipClassifier):
         signature = [tf.TensorSpec([None, None, None, None, 3], tf.float32)]
         self._model_logits = tf.function(lambda clips: model(clips, training=False), input_signature=signature)
         # The backbone's endpoints: "head" is the (B, 1, 1, 1, C) pooled feature the classifier projects.
-        self._pooled = tf.function(lambda clips: model.backbone(clips, training=False)[0]["head"], input_signature=signature)
+        self._pooled = tf.function(
+            lambda clips: model.backbone(clips, training=False)[0]["head"], input_signature=signature
+        )
 
     def logits(self, clips: np.ndarray) -> np.ndarray:
         return self._model_logits(tf.convert_to_tensor(clips, tf.float32)).numpy()

@@ -4,6 +4,7 @@ prepare_item_func is called from 16 threads at once and an exception there would
 the whole call, so a problem with one item is carried in VideoInput.error instead and
 reported by predict() for that item alone.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -16,6 +16,7 @@ two frames, so the stream is never buffered, a stall is noticed while FFmpeg is 
 a read, and Ctrl-C reaches the main thread at once. Frames are converted the way
 VideoReader converts them (BGR, display rotation applied).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -214,7 +215,9 @@ class LiveSource:
                 timeout=(self.stall_timeout, self.stall_timeout),
             )
         except av.error.ExitError:  # FFmpeg's open timeout fired
-            self._put(("end", (STALLED, f"nothing received within {self.stall_timeout:g} s of opening (stall timeout)")))
+            self._put(
+                ("end", (STALLED, f"nothing received within {self.stall_timeout:g} s of opening (stall timeout)"))
+            )
             return
         except av.error.FFmpegError as err:
             self._put(("error", VideoError(self.name, f"cannot be opened: {ffmpeg_reason(err)}")))
@@ -262,7 +265,9 @@ class LiveSource:
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as err:
-                logger.warning("Source %r: a packet could not be decoded (%s); watching on", self.name, ffmpeg_reason(err))
+                logger.warning(
+                    "Source %r: a packet could not be decoded (%s); watching on", self.name, ffmpeg_reason(err)
+                )
                 continue
             for frame in decoded:
                 if frame.pts is not None:

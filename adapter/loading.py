@@ -3,6 +3,7 @@
 A model folder written by save_finetuned() holds the weights file and movinet.json, which
 records everything load needs (variant, labels, preprocessing settings).
 """
+
 from __future__ import annotations
 
 import dataclasses

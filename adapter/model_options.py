@@ -3,6 +3,7 @@
 The models are the package's presets (adapter.presets), the entries dataloop.json ships, so
 the commands work from any folder without the repository.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,6 +61,7 @@ def offline_adapter(model_json: dict, overrides: dict):
 
     from adapter.movinet_adapter import MovinetAdapter
     from adapter.offline import offline_model
+
     model = offline_model({**model_json, "configuration": configuration})
     adapter = MovinetAdapter()
     adapter.model_entity = model
@@ -83,7 +85,9 @@ def finetuned_info(weights: str):
         raise ConfigError(f"--weights: {err}") from err
     if found is None:
         # Never use the pretrained model when the user asked for their own weights.
-        raise ConfigError(f"--weights {weights!r} holds no fine-tuned model ({METADATA_FILENAME} written by train/save)")
+        raise ConfigError(
+            f"--weights {weights!r} holds no fine-tuned model ({METADATA_FILENAME} written by train/save)"
+        )
     return found
 
 

@@ -4,6 +4,7 @@ predict: item -> items.download_item -> video.VideoReader -> preprocessing -> cl
 inference -> annotations. embed: the same path up to inference, which returns the pooled
 feature instead. load/save: loading. train: training.
 """
+
 from __future__ import annotations
 
 import logging
@@ -187,7 +188,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
     def predict(self, batch, **kwargs):
         failed_before = len(self.failures)
-        collections = self._each_video(batch, self.predict_video, lambda video: dl.AnnotationCollection(item=video.item))
+        collections = self._each_video(
+            batch, self.predict_video, lambda video: dl.AnnotationCollection(item=video.item)
+        )
         logger.info("Predicted a batch of %d video(s), %d failed", len(batch), len(self.failures) - failed_before)
         return collections
 
@@ -317,7 +320,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
             num_frames=reader.num_frames,
             # Evaluation scores each whole-video annotation: top-1 only, or precision could not pass 1/top_k.
             top_k=1 if self._evaluating else self.config.top_k,
-            temporal=self.config.evaluate_temporal_annotations if self._evaluating else self.config.temporal_annotations,
+            temporal=self.config.evaluate_temporal_annotations
+            if self._evaluating
+            else self.config.temporal_annotations,
             model_name=entity.name if entity is not None else None,
             model_id=entity.id if entity is not None else None,
         )

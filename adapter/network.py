@@ -6,6 +6,7 @@ SavedModels of this same architecture, so their variables restore exactly into a
 freshly built network (reviving a stream SavedModel with load_model instead picks
 the wrong squeeze-excitation, hence the explicit build).
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -3,6 +3,7 @@
 The SDK writes configuration changes back to the platform (model.update) as soon as a
 model entity is set; offline there is no platform, so the entity keeps them in memory.
 """
+
 from __future__ import annotations
 
 import dtlpy as dl

@@ -4,6 +4,7 @@ Decoding (FFmpeg) and inference (TensorFlow) both release the GIL, so overlappin
 makes a video cost about the slower of the two instead of their sum. The queue is
 bounded, so memory stays constant whatever the video's length.
 """
+
 from __future__ import annotations
 
 import queue

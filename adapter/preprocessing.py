@@ -4,6 +4,7 @@ BGR uint8 frame (as decoded) -> RGB float32 in [0, 1], shorter side resized to i
 cropped to imgz x imgz. Prediction crops the centre; training may move the crop window
 (the same window for every frame of a clip, so motion is left intact).
 """
+
 from __future__ import annotations
 
 import cv2

@@ -5,6 +5,7 @@ build, what frame size and frame rate the published weights expect, and the mode
 entry (configuration and labels) that dataloop.json ships and the CLI runs. The
 presets live in the package, so an installed copy needs no repository files.
 """
+
 from __future__ import annotations
 
 import dataclasses

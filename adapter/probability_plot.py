@@ -6,6 +6,7 @@ frames that clip or window stands for (the same tiling the temporal annotations 
 behind them, the temporal segments (each clip's top-1, equal neighbours merged) shaded; in
 the title, the video-level top-k with their confidences.
 """
+
 from __future__ import annotations
 
 import os

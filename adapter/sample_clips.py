@@ -4,6 +4,7 @@
 :class:`RangeCache` gives the same clips from each sample's range decoded once, since training
 draws a new clip from every range every epoch.
 """
+
 from __future__ import annotations
 
 import collections
@@ -125,7 +126,9 @@ class RangeCache:
             images.append(resize_shorter_side(frame.image, self.imgz))
             indices.append(frame.index)
         if not images:
-            raise VideoError(sample.item_name, f"has no frame in the labelled range {sample.first_frame}..{sample.last_frame}")
+            raise VideoError(
+                sample.item_name, f"has no frame in the labelled range {sample.first_frame}..{sample.last_frame}"
+            )
         size = sum(image.nbytes for image in images)
         with self._lock:
             if self._bytes + size > self.max_bytes:
@@ -146,7 +149,12 @@ class RangeCache:
         if sample in self._uncached or (not frames_path.exists() and not self._fill(sample, frames_path, indices_path)):
             self._uncached.add(sample)
             return read_clip(
-                sample, n_frames=n_frames, imgz=self.imgz, fps=self.fps, start_fraction=start_fraction, crop_position=crop_position
+                sample,
+                n_frames=n_frames,
+                imgz=self.imgz,
+                fps=self.fps,
+                start_fraction=start_fraction,
+                crop_position=crop_position,
             )
         # Memory-mapped: a clip reads its own frames, not the whole range.
         images, indices = np.load(frames_path, mmap_mode="r"), np.load(indices_path)

@@ -15,6 +15,7 @@ temporal-tap layers use), so the SavedModel holds only official layers. Its vari
 restore into this adapter as a `hub_handle` again (loading.load_model reads the class
 count from them and the labels from the asset).
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,7 +75,11 @@ def export_savedmodel(loaded: LoadedModel, config: MovinetConfig, output_dir: st
         os.rmdir(output_dir)
     os.replace(partial, output_dir)  # only a complete export appears at output_dir
     logger.info(
-        "Exported movinet-%s-%s (%d labels, from %s) to %s", config.model_id, config.model_mode, len(labels),
-        loaded.source, output_dir,
+        "Exported movinet-%s-%s (%d labels, from %s) to %s",
+        config.model_id,
+        config.model_mode,
+        len(labels),
+        loaded.source,
+        output_dir,
     )
     return dict(model_id=config.model_id, model_mode=config.model_mode, labels=labels, path=output_dir)

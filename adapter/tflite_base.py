@@ -11,6 +11,7 @@ clips' mean probabilities; the embedding is the clips' mean pooled feature, unit
 The clip model's shape is fixed, so clips go one per call (the interpreter's threads share a
 clip's work instead).
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Iterator

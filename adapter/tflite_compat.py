@@ -6,6 +6,7 @@ LiteRT interpreter does not run). A pooling window one frame long is a 2D poolin
 frame, which TF Lite runs natively; the layers hold no weights, so switching their class
 (as fast_conv.py does for convolutions) changes nothing else.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf

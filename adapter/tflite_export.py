@@ -16,6 +16,7 @@ stay float32, so the same calling code runs every file.
 The label map and the input settings are written beside the model as FILE.json, since a
 .tflite file has no place for them that every runtime reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -200,7 +201,9 @@ def export_tflite(
         The description written to FILE.json.
     """
     if quantize == "int8" and not calibration_videos:
-        raise CalibrationError("--quantize int8 needs --calibration-videos: a folder of videos like the ones to classify")
+        raise CalibrationError(
+            "--quantize int8 needs --calibration-videos: a folder of videos like the ones to classify"
+        )
     model = loaded.model
     if config.model_mode == "stream":
         function, initial_states = stream_step_function(model, config.imgz)
@@ -224,7 +227,12 @@ def export_tflite(
 
         flatbuffer, _ = cached_conversion(loaded, config, convert_stream)
     else:
-        logger.info("Converting movinet-%s-%s to TF Lite (%s); this takes seconds to minutes", config.model_id, config.model_mode, quantize)
+        logger.info(
+            "Converting movinet-%s-%s to TF Lite (%s); this takes seconds to minutes",
+            config.model_id,
+            config.model_mode,
+            quantize,
+        )
         flatbuffer = convert(function, model, quantize, samples if quantize == "int8" else None)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
     with open(output_path, "wb") as file:

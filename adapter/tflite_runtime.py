@@ -12,6 +12,7 @@ results: the model pools its head feature as a running sum and frame count in th
 window's own probabilities are the head (a second, tiny TF Lite model) applied to the mean of
 the window's frames, and the embedding is the mean over every frame seen.
 """
+
 from __future__ import annotations
 
 import hashlib

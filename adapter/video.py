@@ -21,6 +21,7 @@ out. OpenCV's ``VideoCapture`` remains as a second decoder for comparison
 (``benchmarks/decode_backends.py``, figures in the README), and the tests keep the two
 in agreement.
 """
+
 from __future__ import annotations
 
 import dataclasses

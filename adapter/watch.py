@@ -15,6 +15,7 @@ stream model's output after the period's last frame (it pools every frame seen s
 what predict reports for a whole video). ``top1``: the period's own label, the mean of
 its frames' own probabilities.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Shared by the benchmarks: a realistic 720p test video and the process's memory readings."""
+
 from __future__ import annotations
 
 import fractions
@@ -6,7 +7,9 @@ import fractions
 import numpy as np
 
 
-def write_benchmark_video(path: str, seconds: float, codec: str, width: int = 1280, height: int = 720, fps: int = 30) -> int:
+def write_benchmark_video(
+    path: str, seconds: float, codec: str, width: int = 1280, height: int = 720, fps: int = 30
+) -> int:
     """Encode a panning-texture video with PyAV; returns the number of frames written."""
     import av
     import cv2

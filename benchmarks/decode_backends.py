@@ -24,6 +24,7 @@ decoders.
 
 The README's Benchmarks section holds the figures of the latest run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,7 +114,9 @@ def main() -> None:
                 results[variant].append(json.loads(out.strip().splitlines()[-1]))
 
     baseline = min(r["seconds"] for r in results["cv2"])
-    print(f"\n{'decoder':<12} {'best s':>8} {'all runs s':>18} {'video fps':>11} {'kept':>6} {'peak RSS +MiB':>14} {'time vs cv2':>12}")
+    print(
+        f"\n{'decoder':<12} {'best s':>8} {'all runs s':>18} {'video fps':>11} {'kept':>6} {'peak RSS +MiB':>14} {'time vs cv2':>12}"
+    )
     for variant, runs in results.items():
         best = min(r["seconds"] for r in runs)
         every = ", ".join(f"{r['seconds']:.2f}" for r in runs)
@@ -125,7 +128,9 @@ def main() -> None:
     counted = {(r["frames"], r["kept"]) for runs in results.values() for r in runs}
     pyav_checksums = {r["checksum"] for variant, runs in results.items() if variant != "cv2" for r in runs}
     if len(counted) != 1 or len(pyav_checksums) != 1:
-        print(f"\nWARNING: decoders disagree: (frames, kept) {sorted(counted)}, PyAV checksums {sorted(pyav_checksums)}")
+        print(
+            f"\nWARNING: decoders disagree: (frames, kept) {sorted(counted)}, PyAV checksums {sorted(pyav_checksums)}"
+        )
 
 
 if __name__ == "__main__":

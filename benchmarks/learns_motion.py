@@ -16,6 +16,7 @@ test run trains the two-class case through the command line
 (tests/test_training.py::test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_shows).
 The README's Benchmarks section holds the figures of the latest run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
     from adapter.movinet_adapter import MovinetAdapter
     from adapter.offline import offline_model
@@ -105,9 +108,13 @@ def main(argv=None) -> int:
         f"clips {args.n_frames} x {args.imgz}px, batch {args.batch_size}, lr {args.learning_rate}, {args.epochs} epochs, "
         "random initialisation"
     )
-    print(f"{'seed':>4} {'kept val acc':>12} {'kept epoch':>10} {'first >= ' + format(args.target, 'g'):>12} {'total s':>8} {'s/epoch':>8}")
+    print(
+        f"{'seed':>4} {'kept val acc':>12} {'kept epoch':>10} {'first >= ' + format(args.target, 'g'):>12} {'total s':>8} {'s/epoch':>8}"
+    )
     for seed, best, best_epoch, reached, seconds in rows:
-        print(f"{seed:>4} {best:12.3f} {best_epoch:>10} {str(reached or '-'):>12} {seconds:8.1f} {seconds / args.epochs:8.1f}")
+        print(
+            f"{seed:>4} {best:12.3f} {best_epoch:>10} {str(reached or '-'):>12} {seconds:8.1f} {seconds / args.epochs:8.1f}"
+        )
     return 0 if all(best >= args.target for _, best, _, _, _ in rows) else 1
 
 

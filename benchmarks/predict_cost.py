@@ -10,6 +10,7 @@ Writes one 1280x720 30 fps H.264 video of --seconds, then for each preset, in a 
 process: MovinetAdapter.predict on a short video (warm-up: tf.function tracing is not a
 per-video cost), then the best of --repeats predictions of the long one. Prints JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,18 @@ def main() -> int:
         results = []
         for spec in args.models:
             name, _, saved_model = spec.partition("=")
-            command = [sys.executable, __file__, "x=y", "--repeats", str(args.repeats), "--child", name, saved_model, path, warmup]
+            command = [
+                sys.executable,
+                __file__,
+                "x=y",
+                "--repeats",
+                str(args.repeats),
+                "--child",
+                name,
+                saved_model,
+                path,
+                warmup,
+            ]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             result = json.loads(output.strip().splitlines()[-1])
             result["video_seconds"] = args.seconds

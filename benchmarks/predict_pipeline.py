@@ -23,6 +23,7 @@ not depend on the weight values). Targets: adapter <= 1.15 x (decode + model);
 >= 10x faster than naive with <= 1/10 of its peak memory; the adapter's peak memory the
 same for the short and the long video, in both modes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,12 @@ def child_adapter(mode: str, path: str, tmp: str, repeats: int) -> dict:
     peak = memory_kib()["VmHWM"]
     if adapter.failures:
         raise RuntimeError(adapter.failures)
-    return {"seconds": min(times), "all_seconds": times, "rss_growth_mib": (peak - before) / 1024,
-            "annotations": len(collection.annotations)}
+    return {
+        "seconds": min(times),
+        "all_seconds": times,
+        "rss_growth_mib": (peak - before) / 1024,
+        "annotations": len(collection.annotations),
+    }
 
 
 def child_parts(mode: str, path: str, tmp: str, repeats: int) -> dict:
@@ -129,11 +134,17 @@ def run_child(kind: str, mode: str, path: str, tmp: str, repeats: int = 1) -> di
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", kind, mode, path, tmp, str(repeats)],
-        capture_output=True, text=True, env=env, cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
     )
     if result.returncode != 0:
-        print(f"  {kind} {mode} on {os.path.basename(path)} failed (exit {result.returncode}): "
-              f"{result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else ''}", flush=True)
+        print(
+            f"  {kind} {mode} on {os.path.basename(path)} failed (exit {result.returncode}): "
+            f"{result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else ''}",
+            flush=True,
+        )
         return None
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -142,7 +153,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--long-minutes", type=float, default=10.0)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of predict and of its parts on the short video; best kept")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of predict and of its parts on the short video; best kept"
+    )
     parser.add_argument("--child", nargs=5, metavar=("KIND", "MODE", "PATH", "TMP", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -180,22 +193,32 @@ def main() -> None:
 
 
 def _report(rows, naive, naive_seconds, adapter_at_naive_length, args) -> None:
-    print(f"\n{args.seconds:.0f} s and {args.long_minutes:.0f} min of 1280x720 30 fps; a0 at 172 px, 5 fps, 13-frame clips; {os.cpu_count()} CPUs")
-    print(f"{'mode':<7} {'predict s':>10} {'decode s':>9} {'model s':>8} {'ratio':>6} {'peak +MiB 1 min':>16} {'peak +MiB long':>15}")
+    print(
+        f"\n{args.seconds:.0f} s and {args.long_minutes:.0f} min of 1280x720 30 fps; a0 at 172 px, 5 fps, 13-frame clips; {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'mode':<7} {'predict s':>10} {'decode s':>9} {'model s':>8} {'ratio':>6} {'peak +MiB 1 min':>16} {'peak +MiB long':>15}"
+    )
     for mode, row in rows.items():
         adapter, parts, long = row["adapter"], row["parts"], row["adapter_long"]
         if not (adapter and parts and long):
             print(f"{mode:<7} (a measurement failed, see above)")
             continue
         ratio = adapter["seconds"] / (parts["decode_seconds"] + parts["model_seconds"])
-        print(f"{mode:<7} {adapter['seconds']:>10.1f} {parts['decode_seconds']:>9.1f} {parts['model_seconds']:>8.1f} "
-              f"{ratio:>6.2f} {adapter['rss_growth_mib']:>16.0f} {long['rss_growth_mib']:>15.0f}")
+        print(
+            f"{mode:<7} {adapter['seconds']:>10.1f} {parts['decode_seconds']:>9.1f} {parts['model_seconds']:>8.1f} "
+            f"{ratio:>6.2f} {adapter['rss_growth_mib']:>16.0f} {long['rss_growth_mib']:>15.0f}"
+        )
     if naive and adapter_at_naive_length:
-        print(f"\nnaive base on {naive_seconds:.0f} s ({naive['frames']} frames in one call): {naive['seconds']:.1f} s, "
-              f"peak +{naive['rss_growth_mib']:.0f} MiB; adapter on the same video: {adapter_at_naive_length['seconds']:.1f} s, "
-              f"peak +{adapter_at_naive_length['rss_growth_mib']:.0f} MiB")
-        print(f"speed-up {naive['seconds'] / adapter_at_naive_length['seconds']:.1f}x, "
-              f"memory {adapter_at_naive_length['rss_growth_mib'] / naive['rss_growth_mib']:.3f} of naive")
+        print(
+            f"\nnaive base on {naive_seconds:.0f} s ({naive['frames']} frames in one call): {naive['seconds']:.1f} s, "
+            f"peak +{naive['rss_growth_mib']:.0f} MiB; adapter on the same video: {adapter_at_naive_length['seconds']:.1f} s, "
+            f"peak +{adapter_at_naive_length['rss_growth_mib']:.0f} MiB"
+        )
+        print(
+            f"speed-up {naive['seconds'] / adapter_at_naive_length['seconds']:.1f}x, "
+            f"memory {adapter_at_naive_length['rss_growth_mib'] / naive['rss_growth_mib']:.3f} of naive"
+        )
     else:
         print("\nthe naive pipeline completed no video length tried")
 
@@ -208,7 +231,10 @@ def _benchmark_video(seconds: float) -> str:
         start = time.perf_counter()
         frames = write_benchmark_video(path + ".partial.mp4", seconds, "libx264")
         os.rename(path + ".partial.mp4", path)
-        print(f"wrote {os.path.basename(path)}: {frames} frames 1280x720 @ 30 fps in {time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"wrote {os.path.basename(path)}: {frames} frames 1280x720 @ 30 fps in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
     return path
 
 
@@ -221,8 +247,12 @@ def _ensure_hub_models(tmp: str) -> None:
         handle = f"https://tfhub.dev/tensorflow/movinet/a0/{mode}/kinetics-600/classification/3"
         target = os.path.join(cache, hashlib.sha1(handle.encode()).hexdigest())
         if not os.path.isfile(os.path.join(target, "saved_model.pb")):
-            subprocess.run([sys.executable, "-m", "adapter", "export-hub", "--model-id", "a0", "--mode", mode,
-                            "--output", target], check=True, cwd=REPO, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "adapter", "export-hub", "--model-id", "a0", "--mode", mode, "--output", target],
+                check=True,
+                cwd=REPO,
+                capture_output=True,
+            )
     os.environ["TFHUB_CACHE_DIR"] = cache
 
 

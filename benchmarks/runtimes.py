@@ -24,6 +24,7 @@ the real weights: same network, same cost):
   adapter passes, side by side; then a1-a5 (``--variants``) the adapter's way.
 Prints one JSON line per measurement.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -174,8 +175,13 @@ def predict_benchmark(seconds: float, runtime: str, folder: str) -> dict:
     elapsed = time.perf_counter() - start
     if adapter.failures:
         raise RuntimeError(adapter.failures)
-    return {"benchmark": "predict", "runtime": runtime, "video_seconds": seconds, "seconds": round(elapsed, 2),
-            "x_real_time": round(seconds / elapsed, 1)}
+    return {
+        "benchmark": "predict",
+        "runtime": runtime,
+        "video_seconds": seconds,
+        "seconds": round(elapsed, 2),
+        "x_real_time": round(seconds / elapsed, 1),
+    }
 
 
 def decode_benchmark(seconds: float, folder: str) -> dict:
@@ -184,9 +190,18 @@ def decode_benchmark(seconds: float, folder: str) -> dict:
     from adapter.video import VideoReader
 
     start = time.perf_counter()
-    kept = sum(1 for frame in VideoReader(os.path.join(folder, "video.mp4"), fps=5) if preprocess_frame(frame.image, 172) is not None)
+    kept = sum(
+        1
+        for frame in VideoReader(os.path.join(folder, "video.mp4"), fps=5)
+        if preprocess_frame(frame.image, 172) is not None
+    )
     elapsed = time.perf_counter() - start
-    return {"benchmark": "decode only", "frames_kept": kept, "seconds": round(elapsed, 2), "x_real_time": round(seconds / elapsed, 1)}
+    return {
+        "benchmark": "decode only",
+        "frames_kept": kept,
+        "seconds": round(elapsed, 2),
+        "x_real_time": round(seconds / elapsed, 1),
+    }
 
 
 def cold_child(name: str, runtime: str, clip: str) -> dict:
@@ -205,7 +220,11 @@ def cold_child(name: str, runtime: str, clip: str) -> dict:
     done = time.perf_counter()
     if adapter.failures:
         raise RuntimeError(adapter.failures)
-    return {"import_s": round(imported - start, 2), "load_s": round(loaded - imported, 2), "first_call_s": round(done - loaded, 2)}
+    return {
+        "import_s": round(imported - start, 2),
+        "load_s": round(loaded - imported, 2),
+        "first_call_s": round(done - loaded, 2),
+    }
 
 
 def timed_process(command: list[str]) -> tuple[float, str]:
@@ -225,8 +244,15 @@ def cold_benchmark(folder: str) -> list[dict]:
     for name, runtime in runs:
         seconds, output = timed_process([sys.executable, __file__, "--cold-child", name, runtime, clip])
         breakdown = json.loads(output.strip().splitlines()[-1])
-        results.append({"benchmark": "cold", "what": f"{name} runtime={runtime}", "process_s": round(seconds, 2),
-                        "x_bare_import": round(seconds / bare, 2), **breakdown})
+        results.append(
+            {
+                "benchmark": "cold",
+                "what": f"{name} runtime={runtime}",
+                "process_s": round(seconds, 2),
+                "x_bare_import": round(seconds / bare, 2),
+                **breakdown,
+            }
+        )
         print(json.dumps(results[-1]), flush=True)
     return results
 

@@ -29,6 +29,7 @@ The a0 defaults from realistic input: ``--videos 8 --width 1280 --height 720 --s
 --seconds 20 --imgz 172 --n-frames 13 --batch-size 2 --steps 4 --repeats 2``. The README's
 Benchmarks section holds the figures of the latest run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -149,7 +150,9 @@ def main(argv=None) -> int:
         in_memory = in_memory.batch(batch, drop_remainder=True)  # the pipeline's static batch shape: no retrace
 
         ways = {
-            "pipeline, frame cache (train() from epoch 2)": lambda: model.fit(cached_pipeline.repeat().take(steps), verbose=0),
+            "pipeline, frame cache (train() from epoch 2)": lambda: model.fit(
+                cached_pipeline.repeat().take(steps), verbose=0
+            ),
             "pipeline, decoding every clip": lambda: model.fit(pipeline.repeat().take(steps), verbose=0),
             "in-memory tensors (model alone)": lambda: model.fit(in_memory, verbose=0),
             "naive (decode in the loop, one thread)": lambda: naive_steps(steps),
@@ -175,11 +178,15 @@ def main(argv=None) -> int:
         print(f"{'input':<48} {'s':>7} {'clips/s':>8} {'vs in-memory':>13}")
         for name, seconds in results.items():
             print(f"{name:<48} {seconds:7.2f} {steps * batch / seconds:8.2f} {seconds / baseline:12.2f}x")
-        print(f"{'(decoding alone, one thread, no training)':<48} {decode_only:7.2f} {steps * batch / decode_only:8.2f}")
+        print(
+            f"{'(decoding alone, one thread, no training)':<48} {decode_only:7.2f} {steps * batch / decode_only:8.2f}"
+        )
 
         if args.skip_epochs:
             return 0
-        print(f"\nOne epoch of {len(samples) // batch} steps (frame-cache pipeline), after a warm-up epoch, best of {args.repeats}:")
+        print(
+            f"\nOne epoch of {len(samples) // batch} steps (frame-cache pipeline), after a warm-up epoch, best of {args.repeats}:"
+        )
         for frozen in (False, True):
             epoch_model = build_training_model(config.replace(freeze_backbone=frozen), labels, None)
             compile_for_training(epoch_model, config)
@@ -192,7 +199,10 @@ def main(argv=None) -> int:
             name = "head only (freeze_backbone: true)" if frozen else "full fine-tuning"
             trainable = sum(int(np.prod(w.shape)) for w in epoch_model.trainable_weights)
             clips_per_epoch = len(samples) // batch * batch
-            print(f"{name:<48} {seconds:7.2f} s/epoch {clips_per_epoch / seconds:8.2f} clips/s  {trainable:,} trainable parameters", flush=True)
+            print(
+                f"{name:<48} {seconds:7.2f} s/epoch {clips_per_epoch / seconds:8.2f} clips/s  {trainable:,} trainable parameters",
+                flush=True,
+            )
     return 0
 
 

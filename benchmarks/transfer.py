@@ -18,6 +18,7 @@ unless the pretrained start wins (kept epoch) on every seed. Commands run in thi
 (cli.main) so that the seed can be set before each, as the command line takes none.
 The README's Benchmarks section holds the figures of the latest run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,12 +69,21 @@ def write_task(root: str, classes: dict, per_class: int, validation_per_class: i
                 ids += 1
                 filename = f"/{label}/{label}_{k:03d}{CONTAINERS[(k + number) % len(CONTAINERS)]}"
                 video_path, _ = write_item(
-                    os.path.join(root, subset), filename, [class_annotation(label, 0, frames - 1)], item_id=f"item-{ids}", fps=5
+                    os.path.join(root, subset),
+                    filename,
+                    [class_annotation(label, 0, frames - 1)],
+                    item_id=f"item-{ids}",
+                    fps=5,
                 )
                 # Video k of every class shares its seed: the same first frame, only the motion differs.
                 write_video(
-                    video_path, frames=frames, fps=5, width=args.size, height=args.size,
-                    direction=(dx * args.speed, dy * args.speed), seed=subset_seed + k,
+                    video_path,
+                    frames=frames,
+                    fps=5,
+                    width=args.size,
+                    height=args.size,
+                    direction=(dx * args.speed, dy * args.speed),
+                    seed=subset_seed + k,
                 )
 
 
@@ -97,8 +107,16 @@ def main(argv=None) -> int:
     # Before cli.main's basicConfig, which then leaves the level alone.
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     small = [
-        "--set", f"imgz={args.imgz}", "--set", f"n_frames={args.n_frames}", "--set", f"batch_size={args.batch_size}",
-        "--set", "fps=5", "--set", f"learning_rate={args.learning_rate}",
+        "--set",
+        f"imgz={args.imgz}",
+        "--set",
+        f"n_frames={args.n_frames}",
+        "--set",
+        f"batch_size={args.batch_size}",
+        "--set",
+        "fps=5",
+        "--set",
+        f"learning_rate={args.learning_rate}",
     ]
     import dtlpy  # noqa: F401
 
@@ -110,13 +128,18 @@ def main(argv=None) -> int:
         write_task(pretrain_data, PRETRAIN_TASK, args.pretrain_per_class, args.validation_per_class, args, seed=100)
         started = time.perf_counter()
         record = train(
-            pretrain_data, pretrained,
-            [*small, "--set", f"num_epochs={args.pretrain_epochs}", "--set", "pretrained=false"], seed=100,
+            pretrain_data,
+            pretrained,
+            [*small, "--set", f"num_epochs={args.pretrain_epochs}", "--set", "pretrained=false"],
+            seed=100,
         )
         pretrain_seconds = time.perf_counter() - started
         pretrain_accuracy = record["history"]["val_accuracy"][record["best_epoch"]]
-        print(f"pretraining ({', '.join(PRETRAIN_TASK)}): kept validation accuracy {pretrain_accuracy:.3f} "
-              f"in {pretrain_seconds:.0f} s", flush=True)
+        print(
+            f"pretraining ({', '.join(PRETRAIN_TASK)}): kept validation accuracy {pretrain_accuracy:.3f} "
+            f"in {pretrain_seconds:.0f} s",
+            flush=True,
+        )
 
         for seed in args.seeds:
             data = os.path.join(root, f"fine-tune-{seed}")
@@ -131,7 +154,9 @@ def main(argv=None) -> int:
                 record = train(data, os.path.join(root, f"out-{seed}-{start}"), options, seed=seed)
                 accuracy = record["history"]["val_accuracy"]
                 results[start] = (accuracy[record["best_epoch"]], accuracy[-1], time.perf_counter() - began)
-                print(f"seed {seed} {start}: validation accuracy per epoch {[round(a, 3) for a in accuracy]}", flush=True)
+                print(
+                    f"seed {seed} {start}: validation accuracy per epoch {[round(a, 3) for a in accuracy]}", flush=True
+                )
             rows.append((seed, results))
 
     print(
@@ -140,7 +165,9 @@ def main(argv=None) -> int:
         f"lr {args.learning_rate}, {args.epochs} epochs; pretrained on {len(PRETRAIN_TASK)} axis directions, "
         f"{args.pretrain_per_class} per class, {args.pretrain_epochs} epochs"
     )
-    print(f"{'seed':>4} {'pretrained kept':>15} {'random kept':>11} {'pretrained last':>15} {'random last':>11} {'s (pre / rand)':>15}")
+    print(
+        f"{'seed':>4} {'pretrained kept':>15} {'random kept':>11} {'pretrained last':>15} {'random last':>11} {'s (pre / rand)':>15}"
+    )
     wins = 0
     for seed, results in rows:
         (p_kept, p_last, p_s), (r_kept, r_last, r_s) = results["pretrained"], results["random"]

@@ -15,6 +15,7 @@ The sender writes each frame's PES packet with its length (FFmpeg's mpegts muxer
 omit_video_pes_length=0), so the demuxer can hand the frame on without waiting for the
 next one; live encoders that omit it cost one frame interval more.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,12 +100,16 @@ def main() -> None:
     read_fd, write_fd = os.pipe()
     arrivals: dict[int, float] = {}
     feeder = threading.Thread(target=feed_in_real_time, args=(write_fd, args.seconds, arrivals), daemon=True)
-    source = LiveSource(f"pipe:{read_fd}", config.frame_rate, transform=lambda image: preprocess_frame(image, config.imgz))
+    source = LiveSource(
+        f"pipe:{read_fd}", config.frame_rate, transform=lambda image: preprocess_frame(image, config.imgz)
+    )
     timed = TimedClassifier(adapter.classifier)
     every = 1 / config.frame_rate  # a line per kept frame
     feeder.start()
     rows = []
-    for period in watch_periods(source, timed, adapter.loaded.labels, fps=config.frame_rate, every=every, top_k=config.top_k):
+    for period in watch_periods(
+        source, timed, adapter.loaded.labels, fps=config.frame_rate, every=every, top_k=config.top_k
+    ):
         ready = time.monotonic()
         slot = round(period.start * config.frame_rate)
         frame_index = round(period.start * FPS)
@@ -114,8 +119,10 @@ def main() -> None:
     feeder.join()
     os.close(read_fd)
     latency, step, before = (np.array(column) * 1000 for column in zip(*rows))
-    print(f"{args.model} {' '.join(args.set) or '(preset configuration)'}: {len(rows)} frames after the first "
-          f"{WARM_UP_SECONDS} s, {WIDTH}x{HEIGHT} {FPS} fps H.264 MPEG-TS through a pipe in real time\n")
+    print(
+        f"{args.model} {' '.join(args.set) or '(preset configuration)'}: {len(rows)} frames after the first "
+        f"{WARM_UP_SECONDS} s, {WIDTH}x{HEIGHT} {FPS} fps H.264 MPEG-TS through a pipe in real time\n"
+    )
     print("| ms | median | 95th percentile | max |")
     print("| --- | --- | --- | --- |")
     for name, values in (

@@ -15,6 +15,7 @@ Weights: a random-initialised export of the official architecture (memory does n
 on the weight values); with TFHUB_CACHE_DIR unset the a0 exports of predict_pipeline.py
 are used (made on first use).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,11 +93,15 @@ def main() -> None:
         period = json.loads(line)
         rss, peak = memory_mib(watch.pid)
         rows.append((period["end"] / 60, period["frames"], rss, peak, time.perf_counter() - start))
-        print(f"video {rows[-1][0]:5.1f} min: RSS {rss:7.1f} MiB, peak {peak:7.1f} MiB, {rows[-1][4]:6.0f} s", flush=True)
+        print(
+            f"video {rows[-1][0]:5.1f} min: RSS {rss:7.1f} MiB, peak {peak:7.1f} MiB, {rows[-1][4]:6.0f} s", flush=True
+        )
     code = watch.wait()
     feeder.join()
     elapsed = time.perf_counter() - start
-    print(f"\nwatch exited {code} after {elapsed:.0f} s for {args.minutes} min of video ({args.minutes * 60 / elapsed:.1f}x real time)")
+    print(
+        f"\nwatch exited {code} after {elapsed:.0f} s for {args.minutes} min of video ({args.minutes * 60 / elapsed:.1f}x real time)"
+    )
     settings = " ".join(f"--set {value}" for value in args.set) or "(preset configuration)"
     print(f"{args.model} {settings}, {WIDTH}x{HEIGHT} {FPS} fps H.264 MPEG-TS on stdin\n")
     print("| video time | RSS | peak RSS so far |")

@@ -13,6 +13,7 @@ Model artifacts live per model in a temporary folder, so an upload comes down ag
 next download. OfflinePlatform.add_dataset() serves a local folder in prepare_data's layout
 as a platform dataset (listing, export and item downloads) and answers model clones.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,9 +52,26 @@ def _export_missing(cache_root: Path) -> dict[str, Path]:
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "adapter", "export-hub", "--model-id", "a0", "--mode", mode, "--output", str(partial)]
+        command = [
+            sys.executable,
+            "-m",
+            "adapter",
+            "export-hub",
+            "--model-id",
+            "a0",
+            "--mode",
+            mode,
+            "--output",
+            str(partial),
+        ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-        running.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT), partial, target))
+        running.append(
+            (
+                subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT),
+                partial,
+                target,
+            )
+        )
     for process, partial, target in running:
         output, _ = process.communicate()
         if process.returncode != 0:
@@ -199,14 +217,19 @@ class OfflinePlatform:
             size = query.get("pageSize") or len(matched) or 1
             start = (query.get("page") or 0) * size
             dataset = state.datasets[self.dataset.id]
-            page = [dl.Item.from_json(_json=i, client_api=dl.client_api, dataset=dataset) for i in matched[start : start + size]]
+            page = [
+                dl.Item.from_json(_json=i, client_api=dl.client_api, dataset=dataset)
+                for i in matched[start : start + size]
+            ]
             # What the SDK reads of a PagedEntities: the count, the first page's items, and its pages.
             return _Pages(len(matched), page)
 
         def export_recursive(self, dataset=None, local_path=None, filters=None, **kwargs):
             path = os.path.join(local_path, "export.json")
             with open(path, "w") as file:
-                json.dump([state.item_with_annotations(item) for item in state.matching_items(dataset.id, filters)], file)
+                json.dump(
+                    [state.item_with_annotations(item) for item in state.matching_items(dataset.id, filters)], file
+                )
             yield path
 
         def thread_download(self, item, local_path=None, local_filepath=None, **kwargs):
@@ -326,7 +349,8 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         with state.lock:
             state.deleted.append(self.item.id)
             state.uploaded[self.item.id] = [
-                a for a in state.uploaded.get(self.item.id, [])
+                a
+                for a in state.uploaded.get(self.item.id, [])
                 if not dql_matches(a.to_json() if hasattr(a, "to_json") else a, query)
             ]
         return True
@@ -340,8 +364,12 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         shutil.copytree(source, state.artifacts_dir(self.model.id), dirs_exist_ok=True)
         self.model.model_artifacts = [
             dl.Artifact.from_json(
-                _json={"id": relative, "type": "file", "name": os.path.basename(relative),
-                       "filename": f"/artifacts/models/{self.model.name}/{relative}"},
+                _json={
+                    "id": relative,
+                    "type": "file",
+                    "name": os.path.basename(relative),
+                    "filename": f"/artifacts/models/{self.model.name}/{relative}",
+                },
                 client_api=dl.client_api,
             )
             for relative in sorted(state.artifact_files(self.model.id))
@@ -391,7 +419,9 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         entities, values = (entity, value) if isinstance(entity, list) else ([entity], [value])
         with state.lock:
             for item, vector in zip(entities, values):
-                state.features.append({"item_id": item.id, "value": vector, "feature_set_id": feature_set_id, "project_id": project_id})
+                state.features.append(
+                    {"item_id": item.id, "value": vector, "feature_set_id": feature_set_id, "project_id": project_id}
+                )
         return []
 
     monkeypatch.setattr(dl.Model, "update", model_update)

@@ -10,6 +10,7 @@ stored statistics, which a 2-clip replica batch and a 4-clip batch share) withou
 or augmentation, and see the same global batch: batch_size 4 on one device, 2 per device
 on two. The mirrored run then resumes from its last checkpoint for a third epoch.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,16 @@ def main(data_root: str, output_root: str) -> dict:
 
     labels = ["left", "right"]
     base = dict(
-        model_id="a0", imgz=32, n_frames=4, fps=5, num_epochs=2, learning_rate=0.001,
-        freeze_backbone=True, dropout_rate=0.0, augment=False, mixed_precision=False,
+        model_id="a0",
+        imgz=32,
+        n_frames=4,
+        fps=5,
+        num_epochs=2,
+        learning_rate=0.001,
+        freeze_backbone=True,
+        dropout_rate=0.0,
+        augment=False,
+        mixed_precision=False,
     )
     tf_keras.utils.set_random_seed(7)
     start_model = network.build_classifier("a0", "base", num_classes=len(labels))

@@ -15,6 +15,7 @@ metadata.system.frame / endFrame.
 
 Run as a script to write one: ``python -m tests.motion_dataset OUTPUT_DIR [--classes 4]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,9 @@ def mimetype_of(filename: str) -> str:
     return _MIMETYPES.get(ext) or mimetypes.guess_type(filename)[0] or "video/mp4"
 
 
-def class_annotation(label: str, first_frame: int | None = None, last_frame: int | None = None, *, annotation_id: str = "a1") -> dict:
+def class_annotation(
+    label: str, first_frame: int | None = None, last_frame: int | None = None, *, annotation_id: str = "a1"
+) -> dict:
     """A Dataloop class annotation as exported in an item JSON (no range: the whole video)."""
     system: dict = {}
     if first_frame is not None:
@@ -73,7 +76,9 @@ def class_annotation(label: str, first_frame: int | None = None, last_frame: int
     }
 
 
-def item_json(filename: str, annotations: Sequence[dict], *, item_id: str, fps: float | None = None, mimetype: str | None = None) -> dict:
+def item_json(
+    filename: str, annotations: Sequence[dict], *, item_id: str, fps: float | None = None, mimetype: str | None = None
+) -> dict:
     """The item JSON that prepare_data writes next to a downloaded video."""
     name = PurePosixPath(filename).name
     return {
@@ -86,7 +91,15 @@ def item_json(filename: str, annotations: Sequence[dict], *, item_id: str, fps: 
     }
 
 
-def write_item(subset_dir: str, filename: str, annotations: Sequence[dict], *, item_id: str, fps: float | None = None, mimetype: str | None = None) -> tuple[str, str]:
+def write_item(
+    subset_dir: str,
+    filename: str,
+    annotations: Sequence[dict],
+    *,
+    item_id: str,
+    fps: float | None = None,
+    mimetype: str | None = None,
+) -> tuple[str, str]:
     """Write only the item JSON of filename (the video is the caller's); returns (video path, json path)."""
     relative = PurePosixPath(filename.lstrip("/"))
     video_path = os.path.join(subset_dir, "items", *relative.parts)
@@ -121,7 +134,10 @@ def write_motion_dataset(
     container_cycle = itertools.cycle(containers)
     ranges: dict[str, dict] = {}
     item_ids = itertools.count(1)
-    for subset, per_class, subset_seed in (("train", train_per_class, seed), ("validation", validation_per_class, seed + 10_000)):
+    for subset, per_class, subset_seed in (
+        ("train", train_per_class, seed),
+        ("validation", validation_per_class, seed + 10_000),
+    ):
         subset_dir = os.path.join(root, subset)
         ranges[subset] = {}
         for k in range(per_class):
@@ -130,8 +146,18 @@ def write_motion_dataset(
                 ext = next(container_cycle)
                 filename = f"/{label}/{label}_{k:03d}{ext}"
                 annotation = class_annotation(label, 0, frames - 1)
-                video_path, _ = write_item(subset_dir, filename, [annotation], item_id=f"item-{next(item_ids)}", fps=fps)
-                write_video(video_path, frames=frames, fps=fps, width=width, height=height, direction=(dx * speed, dy * speed), seed=subset_seed + k)
+                video_path, _ = write_item(
+                    subset_dir, filename, [annotation], item_id=f"item-{next(item_ids)}", fps=fps
+                )
+                write_video(
+                    video_path,
+                    frames=frames,
+                    fps=fps,
+                    width=width,
+                    height=height,
+                    direction=(dx * speed, dy * speed),
+                    seed=subset_seed + k,
+                )
                 ranges[subset][filename] = [(label, 0, frames - 1)]
 
     two_range_item = None
@@ -143,9 +169,17 @@ def write_motion_dataset(
             class_annotation(first_label, 0, half - 1, annotation_id="a1"),
             class_annotation(second_label, half, 2 * half - 1, annotation_id="a2"),
         ]
-        video_path, _ = write_item(os.path.join(root, "train"), filename, annotations, item_id=f"item-{next(item_ids)}", fps=fps)
+        video_path, _ = write_item(
+            os.path.join(root, "train"), filename, annotations, item_id=f"item-{next(item_ids)}", fps=fps
+        )
         parts = [
-            generate_frames(frames=half, width=width, height=height, direction=tuple(v * speed for v in DIRECTIONS[label]), seed=seed + 777)
+            generate_frames(
+                frames=half,
+                width=width,
+                height=height,
+                direction=tuple(v * speed for v in DIRECTIONS[label]),
+                seed=seed + 777,
+            )
             for label in (first_label, second_label)
         ]
         write_frames(video_path, itertools.chain(*parts), fps=fps, width=width, height=height)

@@ -1,4 +1,5 @@
 """Probabilities -> labelled ranges: top-k ordering, tiling and merging of temporal ranges."""
+
 from __future__ import annotations
 
 import numpy as np

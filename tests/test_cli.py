@@ -1,4 +1,5 @@
 """`python -m adapter predict` as a user runs it: offline, no login, exit codes and output files."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ from tests.videos import write_text_as_video, write_video
 
 def run_cli(*args, env_extra=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "adapter", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "adapter", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_predict_writes_annotations_for_every_video_and_fails_for_the_bad_one(hub_cache, tmp_path):
@@ -26,9 +29,18 @@ def test_predict_writes_annotations_for_every_video_and_fails_for_the_bad_one(hu
     output = tmp_path / "annotations.json"
 
     result = run_cli(
-        "predict", good, bad, other,
-        "--set", "imgz=48", "--set", "n_frames=4", "--set", "num_frames=4",
-        "--output", str(output),
+        "predict",
+        good,
+        bad,
+        other,
+        "--set",
+        "imgz=48",
+        "--set",
+        "n_frames=4",
+        "--set",
+        "num_frames=4",
+        "--output",
+        str(output),
         env_extra={"TFHUB_CACHE_DIR": str(hub_cache)},
     )
 
@@ -39,7 +51,9 @@ def test_predict_writes_annotations_for_every_video_and_fails_for_the_bad_one(hu
     for path, frames in ((good, 15), (other, 9)):
         video_level = [a for a in written[path] if a["metadata"]["user"]["movinet"]["level"] == "video"]
         assert len(video_level) == 3  # movinet-a0-base's top_k
-        assert {(a["metadata"]["system"]["frame"], a["metadata"]["system"]["endFrame"]) for a in video_level} == {(0, frames - 1)}
+        assert {(a["metadata"]["system"]["frame"], a["metadata"]["system"]["endFrame"]) for a in video_level} == {
+            (0, frames - 1)
+        }
         printed = next(line for line in result.stdout.splitlines() if line.startswith(path + ":"))
         assert video_level[0]["label"] in printed
     assert f"FAILED {bad}" in result.stderr
@@ -86,8 +100,17 @@ def test_weights_folder_whose_metadata_names_missing_weights_is_refused(tmp_path
     weights = tmp_path / "weights"
     weights.mkdir()
     (weights / "movinet.json").write_text(
-        json.dumps({"model_id": "a0", "model_mode": "base", "labels": ["a", "b"], "imgz": 32, "n_frames": 4, "fps": 5.0,
-                    "weights_filename": "gone.weights.h5"})
+        json.dumps(
+            {
+                "model_id": "a0",
+                "model_mode": "base",
+                "labels": ["a", "b"],
+                "imgz": 32,
+                "n_frames": 4,
+                "fps": 5.0,
+                "weights_filename": "gone.weights.h5",
+            }
+        )
     )
 
     result = run_cli("predict", str(tmp_path / "x.mp4"), "--weights", str(weights))
@@ -110,8 +133,17 @@ def test_weights_of_another_variant_or_mode_exit_2_naming_both(tmp_path):
     weights.mkdir()
     (weights / "w.weights.h5").write_bytes(b"")
     (weights / "movinet.json").write_text(
-        json.dumps({"model_id": "a0", "model_mode": "base", "labels": ["a", "b"], "imgz": 32, "n_frames": 4, "fps": 5.0,
-                    "weights_filename": "w.weights.h5"})
+        json.dumps(
+            {
+                "model_id": "a0",
+                "model_mode": "base",
+                "labels": ["a", "b"],
+                "imgz": 32,
+                "n_frames": 4,
+                "fps": 5.0,
+                "weights_filename": "w.weights.h5",
+            }
+        )
     )
 
     result = run_cli("predict", str(tmp_path / "x.mp4"), "--weights", str(weights), "--set", "model_mode=stream")
@@ -124,7 +156,10 @@ def test_weights_of_another_variant_or_mode_exit_2_naming_both(tmp_path):
 def test_saved_model_that_does_not_fit_the_network_exits_2(hub_cache, exported_models, tmp_path):
     # A stream SavedModel given as the handle of a base model: the variables cannot restore.
     result = run_cli(
-        "predict", str(tmp_path / "x.mp4"), "--set", f"hub_handle={exported_models['stream']}",
+        "predict",
+        str(tmp_path / "x.mp4"),
+        "--set",
+        f"hub_handle={exported_models['stream']}",
         env_extra={"TFHUB_CACHE_DIR": str(hub_cache)},
     )
 

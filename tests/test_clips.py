@@ -1,4 +1,5 @@
 """Clip samplers: which frames each clip holds and which source frames it owns."""
+
 from __future__ import annotations
 
 import numpy as np

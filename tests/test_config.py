@@ -1,4 +1,5 @@
 """Behaviour of adapter.config.MovinetConfig: documented defaults, rejected values, key hints."""
+
 import logging
 import re
 
@@ -138,7 +139,13 @@ def test_unknown_key_resolution_warns_and_names_a_known_key(caplog_config):
 
 @pytest.mark.parametrize(
     "unknown, meant",
-    [("resolution", "imgz"), ("image_size", "imgz"), ("frame_rate", "fps"), ("lr", "learning_rate"), ("epochs", "num_epochs")],
+    [
+        ("resolution", "imgz"),
+        ("image_size", "imgz"),
+        ("frame_rate", "fps"),
+        ("lr", "learning_rate"),
+        ("epochs", "num_epochs"),
+    ],
 )
 def test_unknown_key_from_other_tools_suggests_the_key_meant(unknown, meant, caplog_config):
     MovinetConfig.from_dict({unknown: 1})

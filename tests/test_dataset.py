@@ -1,4 +1,5 @@
 """adapter.dataset: prepare_data's layout -> samples (skip rules, errors) -> clips inside the labelled ranges."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,12 @@ def dataset_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == DATASET_LOGGER and r.levelno == logging.WARNING]
 
 
-def add_video(root, filename, annotations, *, subset="train", mimetype=None, frames=12, fps=5.0, item_id="x", direction=(3, 0)):
-    video_path, _ = write_item(os.path.join(root, subset), filename, annotations, item_id=item_id, fps=fps, mimetype=mimetype)
+def add_video(
+    root, filename, annotations, *, subset="train", mimetype=None, frames=12, fps=5.0, item_id="x", direction=(3, 0)
+):
+    video_path, _ = write_item(
+        os.path.join(root, subset), filename, annotations, item_id=item_id, fps=fps, mimetype=mimetype
+    )
     write_video(video_path, frames=frames, fps=fps, width=48, height=48, direction=direction)
     return video_path
 
@@ -43,7 +48,9 @@ def add_video(root, filename, annotations, *, subset="train", mimetype=None, fra
 
 
 def test_every_container_is_found_through_the_item_json(tmp_path):
-    dataset = write_motion_dataset(tmp_path, train_per_class=5, validation_per_class=1, frames=10, two_range_video=False)
+    dataset = write_motion_dataset(
+        tmp_path, train_per_class=5, validation_per_class=1, frames=10, two_range_video=False
+    )
 
     loaded = load_subset(tmp_path, "train", LABELS)
 
@@ -93,7 +100,10 @@ def test_labels_in_subset_are_the_sorted_class_labels(tmp_path):
 
 def test_subsets_come_from_the_model_metadata():
     assert train_and_validation_subsets(None) == ("train", "validation")
-    assert train_and_validation_subsets({"system": {"subsets": {"train": {}, "validation": {}}}}) == ("train", "validation")
+    assert train_and_validation_subsets({"system": {"subsets": {"train": {}, "validation": {}}}}) == (
+        "train",
+        "validation",
+    )
     with pytest.raises(DatasetError, match="validation"):
         train_and_validation_subsets({"system": {"subsets": {"train": {}, "test": {}}}})
 
@@ -107,7 +117,10 @@ def test_a_label_not_in_the_label_map_is_skipped_with_a_warning(tmp_path, caplog
 
     loaded = load_subset(tmp_path, "train", LABELS)
 
-    assert [(s.item_name, LABELS[s.label_index]) for s in loaded.samples] == [("/good.mp4", "left"), ("/mixed.mp4", "right")]
+    assert [(s.item_name, LABELS[s.label_index]) for s in loaded.samples] == [
+        ("/good.mp4", "left"),
+        ("/mixed.mp4", "right"),
+    ]
     assert loaded.skipped == {SKIP_UNKNOWN_LABEL: 1}
     warnings = dataset_warnings(caplog)
     assert any("'jumping'" in w and "/mixed.mp4" in w for w in warnings)
@@ -258,9 +271,10 @@ def test_the_range_cache_gives_the_clips_decoding_gives(tmp_path, fps):
     assert cache.size_bytes() > 0
 
     short = Sample(path, 0, first_frame=20, last_frame=22, item_name="wide.avi")
-    assert cache.clip(short, n_frames=6, start_fraction=0.3).frame_indices == read_clip(
-        short, n_frames=6, imgz=32, fps=fps, start_fraction=0.3
-    ).frame_indices
+    assert (
+        cache.clip(short, n_frames=6, start_fraction=0.3).frame_indices
+        == read_clip(short, n_frames=6, imgz=32, fps=fps, start_fraction=0.3).frame_indices
+    )
 
 
 @pytest.mark.parametrize("limit", [dict(max_frames=10), dict(max_bytes=1000)], ids=["range-too-long", "cache-full"])

@@ -1,4 +1,5 @@
 """adapter.devices: a service started for a GPU refuses to run on the CPU, and says what it sees."""
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 The a0 models are random-weight exports (tests/conftest.py), so "similar videos are close"
 is checked on videos far apart in content and motion, with a margin.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,10 @@ A0_SIZE = VARIANTS["a0"].embeddings_size
 
 def make_adapter(mode: str, **overrides) -> MovinetAdapter:
     entity = model_entity(
-        {**SMALL, "model_mode": mode, **overrides}, name=f"movinet-a0-{mode}", model_id=f"id-{mode}", project_id="project-1"
+        {**SMALL, "model_mode": mode, **overrides},
+        name=f"movinet-a0-{mode}",
+        model_id=f"id-{mode}",
+        project_id="project-1",
     )
     return MovinetAdapter(model_entity=entity)
 
@@ -116,8 +120,15 @@ def test_embed_names_the_bad_video_and_embeds_the_others(adapter, tmp_path):
 
 def test_embed_items_uploads_unit_vectors_to_a_feature_set_of_the_variants_size(hub_cache, platform, tmp_path):
     adapter = make_adapter("base")  # its configuration has no embeddings_size: the variant's applies
-    videos = [write_video(tmp_path / f"v{i}.mp4", frames=10, fps=VIDEO_FPS, direction=(2 * i + 1, i), seed=i) for i in range(3)]
-    items = [platform.add_item(videos[0]), platform.add_item(write_text_as_video(tmp_path / "broken.mp4")), platform.add_item(videos[1])]
+    videos = [
+        write_video(tmp_path / f"v{i}.mp4", frames=10, fps=VIDEO_FPS, direction=(2 * i + 1, i), seed=i)
+        for i in range(3)
+    ]
+    items = [
+        platform.add_item(videos[0]),
+        platform.add_item(write_text_as_video(tmp_path / "broken.mp4")),
+        platform.add_item(videos[1]),
+    ]
     items.append(platform.add_item(videos[2], name="photo.jpg", mimetype="image/jpeg"))
 
     # dtlpy's own embed_items: prepare_item_func, embed, the size check, features.create.
@@ -163,7 +174,16 @@ def test_cli_embed_writes_a_vector_per_video_and_fails_for_the_bad_one(hub_cache
     output = tmp_path / "embeddings.json"
 
     result = run_cli(
-        "embed", good, bad, other, "--set", "imgz=48", "--set", "n_frames=4", "--output", str(output),
+        "embed",
+        good,
+        bad,
+        other,
+        "--set",
+        "imgz=48",
+        "--set",
+        "n_frames=4",
+        "--output",
+        str(output),
         env_extra={"TFHUB_CACHE_DIR": str(hub_cache)},
     )
 
@@ -185,4 +205,6 @@ def test_cli_embed_exits_2_for_a_bad_option_naming_it(tmp_path):
     no_weights = run_cli("embed", video, "--weights", str(tmp_path), "--output", output)
 
     assert bad_value.returncode == 2 and "'n_frames'" in bad_value.stderr
-    assert no_weights.returncode == 2 and str(tmp_path) in no_weights.stderr and "no fine-tuned model" in no_weights.stderr
+    assert (
+        no_weights.returncode == 2 and str(tmp_path) in no_weights.stderr and "no fine-tuned model" in no_weights.stderr
+    )

@@ -1,4 +1,5 @@
 """Offline evaluation: ground truth, metrics on hand-counted inputs, and `movinet evaluate` on a generated subset."""
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,14 @@ def two_label_weights(tmp_path_factory):
 def test_evaluate_scores_every_readable_video_and_names_the_bad_one(two_label_weights, tmp_path):
     data = tmp_path / "data"
     dataset = write_motion_dataset(
-        data, train_per_class=0, validation_per_class=2, frames=6, width=48, height=48, containers=(".mp4",), two_range_video=False
+        data,
+        train_per_class=0,
+        validation_per_class=2,
+        frames=6,
+        width=48,
+        height=48,
+        containers=(".mp4",),
+        two_range_video=False,
     )
     truth = {name: [label for label, _, _ in ranges] for name, ranges in dataset.ranges["validation"].items()}
     subset = str(data / "validation")
@@ -100,9 +108,18 @@ def test_evaluate_scores_every_readable_video_and_names_the_bad_one(two_label_we
     output = tmp_path / "report.json"
 
     result = run_cli(
-        "evaluate", str(data), "--weights", two_label_weights, "--set", "imgz=32", "--set", "n_frames=4",
-        "--set", "runtime=tensorflow",  # pinned: the subject is evaluation; fine-tuned weights would convert
-        "--output", str(output),
+        "evaluate",
+        str(data),
+        "--weights",
+        two_label_weights,
+        "--set",
+        "imgz=32",
+        "--set",
+        "n_frames=4",
+        "--set",
+        "runtime=tensorflow",  # pinned: the subject is evaluation; fine-tuned weights would convert
+        "--output",
+        str(output),
     )
 
     assert result.returncode == 1, result.stderr[-3000:]
@@ -115,7 +132,9 @@ def test_evaluate_scores_every_readable_video_and_names_the_bad_one(two_label_we
     for name, record in predictions.items():
         assert record["truth"] == truth[name]
         assert record["top1"] in ("left", "right")
-        assert [entry["label"] for entry in record["top5"]][0] == record["top1"]  # the annotation's top-1 is the most probable
+        assert [entry["label"] for entry in record["top5"]][0] == record[
+            "top1"
+        ]  # the annotation's top-1 is the most probable
         assert sorted(entry["label"] for entry in record["top5"]) == ["left", "right"]
     right = [record["top1"] in truth[name] for name, record in predictions.items()]
     assert report["top1_accuracy"] == pytest.approx(sum(right) / len(right))

@@ -1,4 +1,5 @@
 """Live sources without a model: MPEG-TS through pipes and a loopback socket, resampling, damage, stalls."""
+
 from __future__ import annotations
 
 import contextlib

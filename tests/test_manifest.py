@@ -2,6 +2,7 @@
 
 Offline: no login and no network; dtlpy only parses the manifest.
 """
+
 import importlib.util
 import inspect
 import json
@@ -67,7 +68,9 @@ def test_dataloop_json_is_what_the_generator_writes(manifest):
 
 
 def test_generator_is_deterministic():
-    assert build_manifest.dumps(build_manifest.build_manifest()) == build_manifest.dumps(build_manifest.build_manifest())
+    assert build_manifest.dumps(build_manifest.build_manifest()) == build_manifest.dumps(
+        build_manifest.build_manifest()
+    )
 
 
 def test_check_reports_nothing_when_in_sync():
@@ -276,8 +279,10 @@ def test_release_manifest_goes_to_its_own_file(tmp_path, capsys):
     release = json.loads(output.read_text())
     assert release["scope"] == "public"
     images = [config["runtime"]["runnerImage"] for config in release["components"]["computeConfigs"]]
-    assert images == [f"docker.io/someone/movinet-adapter:{adapter.__version__}-cpu",
-                      f"docker.io/someone/movinet-adapter:{adapter.__version__}-gpu"]
+    assert images == [
+        f"docker.io/someone/movinet-adapter:{adapter.__version__}-cpu",
+        f"docker.io/someone/movinet-adapter:{adapter.__version__}-gpu",
+    ]
     # Everything else is the committed manifest's.
     committed = build_manifest.build_manifest()
     for config in committed["components"]["computeConfigs"]:
@@ -305,5 +310,9 @@ def test_declared_functions_have_the_sdk_inputs_and_outputs(module):
     # The platform calls BaseModelAdapter's service functions; the manifest must declare them as the SDK does.
     for function in module.functions:
         spec = getattr(dtlpy.BaseModelAdapter, function.name).__dtlpy__
-        assert [(io.type, io.name) for io in function.inputs] == [(io["type"], io["name"]) for io in spec["input"]], function.name
-        assert [(io.type, io.name) for io in function.outputs] == [(io["type"], io["name"]) for io in spec["output"]], function.name
+        assert [(io.type, io.name) for io in function.inputs] == [(io["type"], io["name"]) for io in spec["input"]], (
+            function.name
+        )
+        assert [(io.type, io.name) for io in function.outputs] == [(io["type"], io["name"]) for io in spec["output"]], (
+            function.name
+        )

@@ -1,4 +1,5 @@
 """The official network as the adapter builds it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,11 @@ def stock_base_model():
     import tf_keras
 
     backbone = movinet.Movinet(
-        model_id="a0", conv_type="3d", se_type="3d", activation="simple_swish", use_sync_bn=False,
+        model_id="a0",
+        conv_type="3d",
+        se_type="3d",
+        activation="simple_swish",
+        use_sync_bn=False,
         input_specs=tf_keras.layers.InputSpec(shape=[None, None, None, None, 3]),
     )
     return movinet_model.MovinetClassifier(backbone, num_classes=7, activation="simple_swish")

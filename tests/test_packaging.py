@@ -4,6 +4,7 @@ runner images' Dockerfiles and names, and the folder dpks.publish packs.
 No docker engine and no network: the Dockerfiles are parsed, the package is built from a
 copy of its sources with the build backend already installed.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -92,8 +93,18 @@ def installed(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "README.md", source)
     shutil.copytree(ROOT / "adapter", source / "adapter", ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path_factory.mktemp("site")
-    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-               "--target", str(target), str(source)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--target",
+        str(target),
+        str(source),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return target
@@ -147,8 +158,19 @@ def test_installed_cli_predicts_with_the_preset_labels(installed, hub_cache, tmp
 
     result = run_installed(
         installed,
-        [str(installed / "bin" / "movinet"), "predict", video, "--model", "movinet-a0-stream",
-         "--set", "imgz=48", "--set", "n_frames=4", "--output", str(output)],
+        [
+            str(installed / "bin" / "movinet"),
+            "predict",
+            video,
+            "--model",
+            "movinet-a0-stream",
+            "--set",
+            "imgz=48",
+            "--set",
+            "n_frames=4",
+            "--output",
+            str(output),
+        ],
         tmp_path,
         env_extra={"TFHUB_CACHE_DIR": str(hub_cache)},
     )
@@ -221,7 +243,11 @@ def _manifest_images(manifest: dict) -> dict[str, str]:
 @pytest.mark.parametrize("registry", [build_manifest.IMAGE_REGISTRY, "docker.io/someone"])
 def test_images_built_are_the_ones_the_manifest_runs(registry):
     commands = build_images.docker_commands(registry, push=True)
-    built = {command[command.index("--file") + 1]: command[command.index("--tag") + 1] for command in commands if command[1] == "build"}
+    built = {
+        command[command.index("--file") + 1]: command[command.index("--tag") + 1]
+        for command in commands
+        if command[1] == "build"
+    }
     pushed = [command[2] for command in commands if command[1] == "push"]
 
     manifest = build_manifest.build_manifest(image_registry=registry)
@@ -266,7 +292,9 @@ def test_publish_packs_the_code_and_leaves_local_files_out(tmp_path):
 
     folder = tmp_path / "repo"
     heavy = {".git", ".venv", ".cache", "runs", "samples", "build", "dist", ".pytest_cache"}
-    shutil.copytree(ROOT, folder, ignore=lambda directory, names: [n for n in names if n in heavy or n == "__pycache__"])
+    shutil.copytree(
+        ROOT, folder, ignore=lambda directory, names: [n for n in names if n in heavy or n == "__pycache__"]
+    )
     local_files = [
         ".venv/lib/python3.11/site-packages/tensorflow/__init__.py",
         ".cache/test-models/a0-base/saved_model.pb",
@@ -287,8 +315,14 @@ def test_publish_packs_the_code_and_leaves_local_files_out(tmp_path):
     names = set(zipfile.ZipFile(archive).namelist())
     manifest = json.loads((ROOT / "dataloop.json").read_text())
     (module,) = manifest["components"]["modules"]
-    needed = {module["entryPoint"], "adapter/__init__.py", "adapter/cli.py", "adapter/data/kinetics_600_labels.txt",
-              "requirements.txt", "dataloop.json"}
+    needed = {
+        module["entryPoint"],
+        "adapter/__init__.py",
+        "adapter/cli.py",
+        "adapter/data/kinetics_600_labels.txt",
+        "requirements.txt",
+        "dataloop.json",
+    }
     assert needed <= names
     assert not [name for name in names if any(name.startswith(relative) for relative in local_files)]
 

@@ -1,6 +1,7 @@
 """The platform's prediction flows through dtlpy's own code (predict_items, predict_dataset), with
 only the calls that talk HTTP replaced (tests/conftest.py): what gets uploaded, what is kept
 when a video fails, and which items a dataset run predicts."""
+
 from __future__ import annotations
 
 import os
@@ -71,7 +72,13 @@ def test_a_failed_video_keeps_the_annotations_it_had(adapter, platform, tmp_path
 @pytest.fixture
 def dataset(platform, tmp_path):
     motion = write_motion_dataset(
-        tmp_path / "data", train_per_class=2, validation_per_class=0, frames=8, width=48, height=48, two_range_video=False
+        tmp_path / "data",
+        train_per_class=2,
+        validation_per_class=0,
+        frames=8,
+        width=48,
+        height=48,
+        two_range_video=False,
     )
     return platform.add_dataset(motion.root, subsets=("train",))
 
@@ -80,7 +87,9 @@ def items_named(platform, dataset, prefix) -> list[str]:
     return sorted(i["id"] for i in platform.dataset_items[dataset.id] if i["name"].startswith(prefix))
 
 
-def test_predict_dataset_predicts_only_the_filtered_items_and_reports_the_failed_one(adapter, platform, dataset, tmp_path):
+def test_predict_dataset_predicts_only_the_filtered_items_and_reports_the_failed_one(
+    adapter, platform, dataset, tmp_path
+):
     left = items_named(platform, dataset, "left")
     right = items_named(platform, dataset, "right")
     platform.files[left[1]] = write_text_as_video(tmp_path / "broken.mp4")
@@ -143,7 +152,9 @@ def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platf
     # Ground truth: right for the first two videos, a different label for the other two.
     right_ids = sorted(predicted)[:2]
     for item in items:
-        truth = predicted[item["id"]] if item["id"] in right_ids else next(l for l in labels if l != predicted[item["id"]])
+        truth = (
+            predicted[item["id"]] if item["id"] in right_ids else next(l for l in labels if l != predicted[item["id"]])
+        )
         for annotation in item["annotations"]:
             annotation["label"] = truth
     platform.uploaded.clear()

@@ -1,4 +1,5 @@
 """Prediction through the adapter hooks, on exported a0 models resolved via the real TF Hub handles."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -106,7 +107,9 @@ def test_stream_windows_carry_states_like_single_frame_steps(stream_adapter):
 
 
 @pytest.mark.parametrize("mode", ["base", "stream"])
-def test_predict_gives_top_k_annotations_over_the_whole_item(mode, base_adapter, stream_adapter, module_platform, tmp_path):
+def test_predict_gives_top_k_annotations_over_the_whole_item(
+    mode, base_adapter, stream_adapter, module_platform, tmp_path
+):
     adapter = base_adapter if mode == "base" else stream_adapter
     item = module_platform.add_item(write_video(tmp_path / "clip.mp4", frames=23, fps=VIDEO_FPS), name="clip.mp4")
 
@@ -178,7 +181,9 @@ def test_bad_items_are_reported_by_name_and_the_others_are_annotated(base_adapte
     items = [module_platform.add_item(good, name="good-1.mp4")]
     items += [module_platform.add_item(path, name=name) for name, path in bad_files.items()]
     items.append(module_platform.add_item(tmp_path / "good.mp4", name="photo.jpg", mimetype="image/jpeg"))
-    items.append(module_platform.add_item(write_video(tmp_path / "good.webm", frames=8, fps=VIDEO_FPS), name="good-2.webm"))
+    items.append(
+        module_platform.add_item(write_video(tmp_path / "good.webm", frames=8, fps=VIDEO_FPS), name="good-2.webm")
+    )
 
     with pytest.raises(PredictionFailed) as raised:
         base_adapter.predict_items(items)
@@ -200,7 +205,9 @@ def test_bad_items_are_reported_by_name_and_the_others_are_annotated(base_adapte
         assert module_platform.uploaded.get(by_name[name], []) == []
 
 
-def test_prepare_item_func_downloads_each_item_to_its_own_folder_from_16_threads(base_adapter, module_platform, tmp_path):
+def test_prepare_item_func_downloads_each_item_to_its_own_folder_from_16_threads(
+    base_adapter, module_platform, tmp_path
+):
     sources = []
     for i in range(16):
         source = tmp_path / f"source-{i}.mp4"
@@ -247,7 +254,9 @@ def test_unreachable_hub_is_an_error_that_names_the_handle_never_random_weights(
 def test_hub_handle_may_name_a_local_saved_model_directory(exported_models, platform, tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty-cache"))
     # runtime pinned: another handle is another conversion key.
-    adapter = MovinetAdapter(model_entity=model_entity({**SMALL, "hub_handle": str(exported_models["base"]), "runtime": "tensorflow"}))
+    adapter = MovinetAdapter(
+        model_entity=model_entity({**SMALL, "hub_handle": str(exported_models["base"]), "runtime": "tensorflow"})
+    )
 
     assert adapter.loaded.source == str(exported_models["base"])
     assert len(adapter.loaded.labels) == 600

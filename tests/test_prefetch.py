@@ -1,4 +1,5 @@
 """The bounded background producer between decoding and the model."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Probability over time (adapter/probability_plot.py and `predict --plot`): what the picture shows."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +51,9 @@ def test_temporal_segments_are_shaded_with_equal_neighbours_merged():
     extents = sorted((round(span.get_x(), 6), round(span.get_x() + span.get_width(), 6)) for span in spans)
     assert all(isinstance(span, Rectangle) for span in spans)
     assert extents == [(0.0, 1.2), (1.2, 3.0)]  # walk, then the two "run" clips as one range
-    colours = {patch.get_label(): patch.get_edgecolor() for patch in figure.axes[0].patches if isinstance(patch, StepPatch)}
+    colours = {
+        patch.get_label(): patch.get_edgecolor() for patch in figure.axes[0].patches if isinstance(patch, StepPatch)
+    }
     first, second = sorted(spans, key=lambda span: span.get_x())
     assert first.get_facecolor()[:3] == pytest.approx(colours["walk"][:3])
     assert second.get_facecolor()[:3] == pytest.approx(colours["run"][:3])

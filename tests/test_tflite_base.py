@@ -5,6 +5,7 @@ keyed by n_frames too.
 One real conversion (a0 base, imgz 48, 4 frames) is shared by the session and kept in the
 test model cache beside the exported model, so later runs reuse it.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ and a fine-tuned base model clip by clip.
 Each conversion costs seconds to a minute here, so each file is converted once (stream:
 float, and a fine-tuned one in float16 and int8; fine-tuned base: float, float16 and int8), kept in the test model cache
 under a key of what it was made from, and every test of a file runs on that conversion."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,14 @@ BASE_FRAMES = 4
 
 # The exporter's own code: a change to any of these makes the cached conversions stale.
 EXPORTER_SOURCES = (
-    "tflite_export.py", "tflite_compat.py", "fast_conv.py", "network.py", "loading.py", "clips.py", "preprocessing.py", "video.py"
+    "tflite_export.py",
+    "tflite_compat.py",
+    "fast_conv.py",
+    "network.py",
+    "loading.py",
+    "clips.py",
+    "preprocessing.py",
+    "video.py",
 )
 ADAPTER = Path(cli.__file__).parent
 
@@ -45,7 +53,11 @@ def content_digest(path: Path, parts: tuple[str, ...] = ()) -> str:
     """sha256 of a file, or of a folder's files (those under parts, if given) with their relative names."""
     digest = hashlib.sha256()
     roots = [path / part for part in parts] if parts else [path]
-    files = [path] if path.is_file() else sorted(p for root in roots for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for root in roots for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file())
+    )
     for file in files:
         digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
@@ -106,7 +118,9 @@ def keras_stream_windows(model, frames, n_frames):
 def tflite_stream_windows(runner, frames, n_frames):
     """The exported file fed one frame at a time from zero states; logits at each window's last frame."""
     states = {
-        name: np.zeros(detail["shape"], detail["dtype"]) for name, detail in runner.get_input_details().items() if name != "image"
+        name: np.zeros(detail["shape"], detail["dtype"])
+        for name, detail in runner.get_input_details().items()
+        if name != "image"
     }
     outputs = []
     for position, (_, frame) in enumerate(frames, start=1):

@@ -5,6 +5,7 @@ One real conversion (a0 stream at imgz 48) is shared by the module and kept in t
 cache beside the exported model, so later runs reuse it; the cache's bookkeeping is tested
 with stand-in flatbuffers.
 """
+
 from __future__ import annotations
 
 import json
@@ -146,7 +147,9 @@ def test_changed_weights_input_size_or_source_give_another_key(tmp_path, no_user
     assert tflite_runtime.conversion_key(fake_model(tmp_path / "copy"), CONFIG) == key  # same weights elsewhere
     assert tflite_runtime.conversion_key(fake_model(tmp_path / "other", b"weightz"), CONFIG) != key
     assert tflite_runtime.conversion_key(fake_model(tmp_path / "m"), CONFIG.replace(imgz=64)) != key
-    assert tflite_runtime.conversion_key(fake_model(tmp_path / "m"), CONFIG.replace(hub_handle="https://mirror/a0")) != key
+    assert (
+        tflite_runtime.conversion_key(fake_model(tmp_path / "m"), CONFIG.replace(hub_handle="https://mirror/a0")) != key
+    )
 
 
 def test_the_cache_is_written_beside_the_model_and_reused(tmp_path, no_user_cache):

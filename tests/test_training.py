@@ -5,6 +5,7 @@ Models are the a0 exports of the hub_cache fixture (random weights, as real pret
 cannot be downloaded here), so these tests prove the mechanics; that training really learns
 motion is benchmarks/learns_motion.py (a run takes minutes).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,13 @@ from adapter.items import local_video
 from adapter.loading import METADATA_FILENAME, find_finetuned, load_model
 from adapter.training.model import build_training_model, starting_model
 from adapter.training.offline import run_offline_training
-from adapter.training.outputs import BEST_CHECKPOINT, CHECKPOINTS_DIRNAME, CURVES_FILENAME, HISTORY_FILENAME, LAST_CHECKPOINT
+from adapter.training.outputs import (
+    BEST_CHECKPOINT,
+    CHECKPOINTS_DIRNAME,
+    CURVES_FILENAME,
+    HISTORY_FILENAME,
+    LAST_CHECKPOINT,
+)
 from adapter.training.pipeline import make_dataset
 from tests.conftest import model_entity
 from tests.motion_dataset import write_motion_dataset
@@ -34,7 +41,16 @@ from tests.motion_dataset import write_motion_dataset
 LABELS = ["left", "right"]
 # Small enough for 2 CPU cores: 4 frames of 32 x 32 (a0 needs imgz >= 32).
 # runtime pinned: these tests are about training, and each fine-tuned model would convert to TF Lite.
-SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, learning_rate=0.001, runtime="tensorflow")
+SMALL = dict(
+    model_id="a0",
+    model_mode="base",
+    imgz=32,
+    n_frames=4,
+    batch_size=4,
+    fps=5,
+    learning_rate=0.001,
+    runtime="tensorflow",
+)
 
 
 def bound_adapter(configuration: dict, labels=LABELS) -> MovinetAdapter:
@@ -217,7 +233,12 @@ def test_each_epochs_losses_and_accuracies_go_to_the_models_platform_metrics(tra
     for epoch, samples in enumerate(trained.metrics_sent):
         assert all(isinstance(s, dl.PlotSample) for s in samples)
         sent = {(s.figure, s.legend): s for s in samples}
-        assert set(sent) == {("loss", "train"), ("loss", "validation"), ("accuracy", "train"), ("accuracy", "validation")}
+        assert set(sent) == {
+            ("loss", "train"),
+            ("loss", "validation"),
+            ("accuracy", "train"),
+            ("accuracy", "validation"),
+        }
         assert {s.x for s in samples} == {epoch}
         for (figure, legend), key in {
             ("loss", "train"): "loss",
@@ -267,7 +288,6 @@ def test_save_records_weights_and_label_map_and_load_gives_the_same_predictions(
         np.testing.assert_allclose(after_load, after_train, rtol=1e-5, atol=1e-6)
 
 
-
 def test_training_continues_from_fine_tuned_weights_in_the_artifacts(trained):
     from adapter.config import MovinetConfig
 
@@ -298,7 +318,18 @@ def test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_show
         tmp_path / "data", train_per_class=32, validation_per_class=8, frames=16, width=48, height=48, speed=6
     )
     output = tmp_path / "weights"
-    small = ["--set", "imgz=32", "--set", "n_frames=4", "--set", "batch_size=4", "--set", "fps=5", "--set", "runtime=tensorflow"]
+    small = [
+        "--set",
+        "imgz=32",
+        "--set",
+        "n_frames=4",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "fps=5",
+        "--set",
+        "runtime=tensorflow",
+    ]
     training = ["--set", "num_epochs=20", "--set", "learning_rate=0.003", "--set", "pretrained=false"]
     caplog.set_level(logging.INFO, logger="adapter")
     tf_keras.utils.set_random_seed(0)  # the command line takes no seed; this makes the run repeatable
@@ -318,7 +349,9 @@ def test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_show
     validation = load_subset(dataset.root, "validation", LABELS).samples
     capsys.readouterr()
     assert cli.main(["predict", "--weights", str(output), *[s.video_path for s in validation], *small]) == 0
-    lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if ": " in line}
+    lines = {
+        line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if ": " in line
+    }
     top1 = [lines[sample.video_path].split()[0] for sample in validation]
     correct = sum(label == LABELS[sample.label_index] for label, sample in zip(top1, validation))
     assert correct / len(validation) >= 0.9

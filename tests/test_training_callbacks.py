@@ -1,5 +1,6 @@
 """Training's service-facing details, without a model run: metrics a platform can plot, progress in
 service logs, and which resume states a new run accepts."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,8 +72,19 @@ def test_a_terminal_gets_a_progress_bar(monkeypatch):
 def write_state(folder, **changes) -> ResumeState:
     """A resume state as a failed run leaves it (file contents aside: they are only checked to exist)."""
     state = ResumeState(
-        run_id="run-1", epochs_done=2, num_epochs=4, optimizer_step=6, model_id="a0", labels=LABELS, imgz=32,
-        n_frames=4, fps=5.0, freeze_backbone=False, best_epoch=1, best_val_accuracy=0.5, best_val_loss=0.7,
+        run_id="run-1",
+        epochs_done=2,
+        num_epochs=4,
+        optimizer_step=6,
+        model_id="a0",
+        labels=LABELS,
+        imgz=32,
+        n_frames=4,
+        fps=5.0,
+        freeze_backbone=False,
+        best_epoch=1,
+        best_val_accuracy=0.5,
+        best_val_loss=0.7,
         history={"loss": [0.9, 0.8]},
     )
     state = dataclasses.replace(state, **changes)

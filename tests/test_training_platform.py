@@ -5,6 +5,7 @@ Only the calls that talk HTTP are replaced (tests/conftest.py's OfflinePlatform:
 round-trip through a per-model folder, the dataset is a local folder in prepare_data's
 layout); dtlpy's flow code runs for real. Models are the tiny a0 of the hub_cache fixture.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,16 @@ from tests.motion_dataset import write_motion_dataset
 
 LABELS = ["left", "right"]
 # runtime pinned: each fine-tuned model would otherwise convert to TF Lite on load.
-SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, learning_rate=0.001, runtime="tensorflow")
+SMALL = dict(
+    model_id="a0",
+    model_mode="base",
+    imgz=32,
+    n_frames=4,
+    batch_size=4,
+    fps=5,
+    learning_rate=0.001,
+    runtime="tensorflow",
+)
 KEPT_ARTIFACTS = {DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME, CURVES_FILENAME, CONFUSION_FILENAME, HISTORY_FILENAME}
 
 

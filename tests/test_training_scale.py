@@ -3,6 +3,7 @@
 
 Runs use random a0 weights at 32 px and 4 frames: they prove the mechanics, not learning.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ from adapter.training.outputs import CONFUSION_FILENAME, HISTORY_FILENAME
 from tests.motion_dataset import write_motion_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = dict(model_id="a0", imgz=32, n_frames=4, fps=5, batch_size=4, learning_rate=0.001, pretrained=False, runtime="tensorflow")
+SMALL = dict(
+    model_id="a0", imgz=32, n_frames=4, fps=5, batch_size=4, learning_rate=0.001, pretrained=False, runtime="tensorflow"
+)
 
 # ------------------------------------------------------------------------------ devices and precision
 
@@ -42,11 +45,15 @@ def test_mirrored_over_two_logical_cpus_trains_to_the_same_result_as_one_device(
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     done = subprocess.run(
         [sys.executable, "-m", "tests.distributed_run", data.root, str(tmp_path / "out")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
 
     one, mirrored = result["one_device"], result["mirrored"]
     assert result["logical_cpus"] == 2 and (one["replicas"], mirrored["replicas"]) == (1, 2)
@@ -64,8 +71,10 @@ def test_mirrored_over_two_logical_cpus_trains_to_the_same_result_as_one_device(
 
 
 def test_the_strategy_and_the_precision_follow_the_visible_gpus():
-    assert isinstance(scaling.choose_strategy(gpus=["/physical_device:GPU:0", "/physical_device:GPU:1"]),
-                      tf.distribute.MirroredStrategy)
+    assert isinstance(
+        scaling.choose_strategy(gpus=["/physical_device:GPU:0", "/physical_device:GPU:1"]),
+        tf.distribute.MirroredStrategy,
+    )
     assert scaling.choose_strategy(gpus=["/physical_device:GPU:0"]) is tf.distribute.get_strategy()
     assert scaling.choose_strategy(gpus=[]) is tf.distribute.get_strategy()
     assert scaling.use_mixed_precision("auto", gpus=["/physical_device:GPU:0"]) is True
@@ -124,8 +133,14 @@ def imbalanced_run(tmp_path_factory):
     """One 2-epoch run on six labels, three of them without data, the rest 4:2:2 (ranges) in train."""
     root = tmp_path_factory.mktemp("imbalanced")
     data = write_motion_dataset(
-        root / "data", classes=("left", "right", "up"), train_per_class=3, validation_per_class=1,
-        frames=8, width=48, height=48, speed=6,
+        root / "data",
+        classes=("left", "right", "up"),
+        train_per_class=3,
+        validation_per_class=1,
+        frames=8,
+        width=48,
+        height=48,
+        speed=6,
     )
     for name in ("right/right_001", "right/right_002", "up/up_002"):  # fewer of these in train
         os.remove(os.path.join(data.root, "train", "json", name + ".json"))

@@ -6,6 +6,7 @@ export-savedmodel` (hub signatures, label asset, same outputs as the adapter) an
 round trip as a hub_handle. Fine-tuned weights here are random (built, not trained): the
 tests prove the mechanics, benchmarks/transfer.py that a pretrained start helps.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,18 @@ from tests.videos import write_video
 LABELS = ["slow", "fast", "still"]
 # runtime pinned: each fine-tuned model would otherwise convert to TF Lite on load.
 SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, runtime="tensorflow")
-SMALL_SET = ["--set", "imgz=32", "--set", "n_frames=4", "--set", "batch_size=4", "--set", "fps=5", "--set", "runtime=tensorflow"]
+SMALL_SET = [
+    "--set",
+    "imgz=32",
+    "--set",
+    "n_frames=4",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "fps=5",
+    "--set",
+    "runtime=tensorflow",
+]
 
 
 def cached(name: str, make) -> str:
@@ -120,7 +132,9 @@ def test_an_exported_savedmodel_is_a_hub_handle_again_with_the_labels_of_its_ass
 
     assert round_trip.loaded.labels == LABELS
     assert round_trip.loaded.finetuned is None and round_trip.loaded.source == exported
-    np.testing.assert_allclose(round_trip.classify_video(local_video(video))[0].probabilities, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        round_trip.classify_video(local_video(video))[0].probabilities, expected, rtol=1e-4, atol=1e-5
+    )
 
     # A label map with one name per class wins over the asset (renamed labels survive).
     renamed = adapter_for({**SMALL, "hub_handle": exported}, labels=["a", "b", "c"])
@@ -143,7 +157,9 @@ def test_a_hub_savedmodel_without_label_names_gets_placeholders_and_a_warning(ex
     assert model(tf.zeros([1, 4, 32, 32, 3])).shape == (1, 2)
 
 
-def test_a_savedmodel_of_another_variant_or_mode_names_what_it_is_and_what_is_asked(hub_cache, exported_models, exported):
+def test_a_savedmodel_of_another_variant_or_mode_names_what_it_is_and_what_is_asked(
+    hub_cache, exported_models, exported
+):
     with pytest.raises(network.WeightsMismatch) as stream_as_base:
         network.load_pretrained("a0", "base", str(exported_models["stream"]))
     message = str(stream_as_base.value)
@@ -157,7 +173,9 @@ def test_a_savedmodel_of_another_variant_or_mode_names_what_it_is_and_what_is_as
 
 def test_export_savedmodel_of_a_stream_model_has_init_states_and_call_with_the_adapters_outputs(hub_cache):
     def export(output):
-        assert cli.main(["export-savedmodel", "--model", "movinet-a0-stream", "--output", output, "--set", "imgz=32"]) == 0
+        assert (
+            cli.main(["export-savedmodel", "--model", "movinet-a0-stream", "--output", output, "--set", "imgz=32"]) == 0
+        )
 
     output = cached("stream-savedmodel", export)  # the hub a0-stream export (random weights) with its labels
     saved = tf.saved_model.load(output)  # as TF Serving loads it
@@ -198,12 +216,20 @@ def test_training_logs_what_the_hub_weights_came_from(hub_cache, caplog):
 
 def test_train_with_weights_starts_from_the_fine_tuned_model_and_says_so(finetuned, tmp_path, caplog):
     data = write_motion_dataset(
-        tmp_path / "data", train_per_class=2, validation_per_class=1, frames=8, width=48, height=48, two_range_video=False
+        tmp_path / "data",
+        train_per_class=2,
+        validation_per_class=1,
+        frames=8,
+        width=48,
+        height=48,
+        two_range_video=False,
     )
     output = tmp_path / "out"
     caplog.set_level(logging.INFO, logger="adapter")
 
-    code = cli.main(["train", data.root, "--output", str(output), "--weights", finetuned, *SMALL_SET, "--set", "num_epochs=1"])
+    code = cli.main(
+        ["train", data.root, "--output", str(output), "--weights", finetuned, *SMALL_SET, "--set", "num_epochs=1"]
+    )
 
     assert code == 0
     assert (
@@ -217,10 +243,14 @@ def test_train_with_weights_starts_from_the_fine_tuned_model_and_says_so(finetun
 
 def test_train_with_weights_refuses_contradictions_before_reading_data(finetuned, tmp_path):
     missing = str(tmp_path / "never-read")
-    assert cli.main(["train", missing, "--output", str(tmp_path / "o"), "--weights", str(tmp_path)]) == 2  # no movinet.json
+    assert (
+        cli.main(["train", missing, "--output", str(tmp_path / "o"), "--weights", str(tmp_path)]) == 2
+    )  # no movinet.json
     with pytest.raises(ConfigError, match="pretrained=false"):
         from adapter.training.offline import run_offline_training
 
         adapter = MovinetAdapter()
-        adapter.model_entity = offline_model({"name": "t", "configuration": {**SMALL, "pretrained": False}, "labels": ["a", "b"]})
+        adapter.model_entity = offline_model(
+            {"name": "t", "configuration": {**SMALL, "pretrained": False}, "labels": ["a", "b"]}
+        )
         run_offline_training(adapter, missing, str(tmp_path / "o"), labels=["a", "b"], weights=finetuned)

@@ -1,4 +1,5 @@
 """Tests for adapter/video.py: decoding, resampling, streaming and bad input."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -357,7 +358,10 @@ def test_cv2_decoder_retrieves_only_kept_frames(tmp_path, monkeypatch):
         ),
         (lambda d: _write_bytes(d / "random.webm", np.random.default_rng(0).bytes(4096)), "not a video file"),
         (lambda d: write_audio_only(d / "song.m4a"), "has no video stream (it is audio-only)"),
-        (lambda d: write_audio_only(d / "album.m4a", cover_art=True), "has no video stream (it is audio-only with cover"),
+        (
+            lambda d: write_audio_only(d / "album.m4a", cover_art=True),
+            "has no video stream (it is audio-only with cover",
+        ),
         (lambda d: write_no_decodable_frames(d / "garbage.mp4"), "no frame could be decoded"),
     ],
     ids=["missing", "directory", "empty", "text", "truncated-mp4", "binary", "audio-only", "cover-art", "undecodable"],

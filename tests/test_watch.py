@@ -1,4 +1,5 @@
 """`movinet watch` as a user runs it (standard input, Ctrl-C, wrong models) and its parts: a loopback socket, periods."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,12 @@ def test_a_loopback_socket_gives_a_line_per_period_ending_in_what_predict_says(s
     with served(stream) as url:
         source = LiveSource(url, config.frame_rate, transform=lambda image: preprocess_frame(image, config.imgz))
         results = watch_periods(
-            source, stream_adapter.classifier, stream_adapter.loaded.labels, fps=config.frame_rate, every=0.4, top_k=config.top_k
+            source,
+            stream_adapter.classifier,
+            stream_adapter.loaded.labels,
+            fps=config.frame_rate,
+            every=0.4,
+            top_k=config.top_k,
         )
         lines = [result.to_json() for result in results]
 
@@ -161,7 +167,9 @@ def test_watch_periods_close_on_their_last_frame_and_flush_a_partial_one():
 
 def test_watch_periods_with_lost_frames_report_what_arrived():
     # Slots 3-6 never came: the first period closes when slot 7 (the next period's) arrives.
-    results = list(watch_periods(live_frames([0, 1, 2, 7, 8, 9]), FakeStreamClassifier(3), ["a", "b", "c"], fps=5, every=1))
+    results = list(
+        watch_periods(live_frames([0, 1, 2, 7, 8, 9]), FakeStreamClassifier(3), ["a", "b", "c"], fps=5, every=1)
+    )
 
     assert [(r.start, r.end, r.frames) for r in results] == [(0, 0.6, 3), (1, 2, 3)]
 
@@ -184,7 +192,9 @@ def fake_loaded_adapter(monkeypatch):
 
 
 @pytest.mark.parametrize("ending", ["end of stream", "stalled"])
-def test_watch_says_why_it_ended_and_exits_0_at_the_end_1_on_a_stall(ending, fake_loaded_adapter, stream, capsys, caplog):
+def test_watch_says_why_it_ended_and_exits_0_at_the_end_1_on_a_stall(
+    ending, fake_loaded_adapter, stream, capsys, caplog
+):
     from adapter.cli import main
 
     data = stream if ending == "end of stream" else stream[: len(stream) // 2 // 188 * 188]

@@ -16,6 +16,7 @@ Patterns (all frames are BGR, the cv2 convention):
 * ``"color_bars"``: three vertical bands of pure blue, green and red (in that
   order, left to right), for checking the channel order of decoded frames.
 """
+
 from __future__ import annotations
 
 import fractions
@@ -162,9 +163,7 @@ def write_video(
             raise ValueError(f"rotation needs a PyAV codec, not the cv2 fourcc {codec!r}")
         writer, codec = "av", "libx264"
     codec = codec or default_codec
-    images = generate_frames(
-        frames=frames, width=width, height=height, pattern=pattern, direction=direction, seed=seed
-    )
+    images = generate_frames(frames=frames, width=width, height=height, pattern=pattern, direction=direction, seed=seed)
     if writer == "cv2":
         write_frames(path, images, fps=fps, width=width, height=height, fourcc=codec)
     else:
@@ -172,7 +171,9 @@ def write_video(
     return path
 
 
-def write_frames(path: str, images: Iterable[np.ndarray], *, fps: float, width: int, height: int, fourcc: str = "MJPG") -> str:
+def write_frames(
+    path: str, images: Iterable[np.ndarray], *, fps: float, width: int, height: int, fourcc: str = "MJPG"
+) -> str:
     """Encode BGR frames with cv2.VideoWriter (MJPEG by default: keeps sharp edges)."""
     out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height))
     if not out.isOpened():
@@ -361,5 +362,7 @@ def mark_ts_packets_corrupt(data: bytes, start_fraction: float, count: int = 3) 
     for packet in range(first, first + count):
         offset = packet * TS_PACKET_SIZE
         damaged[offset + 1] |= 0x80  # transport_error_indicator
-        damaged[offset + 4 : offset + TS_PACKET_SIZE] = rng.integers(0, 256, TS_PACKET_SIZE - 4, dtype=np.uint8).tobytes()
+        damaged[offset + 4 : offset + TS_PACKET_SIZE] = rng.integers(
+            0, 256, TS_PACKET_SIZE - 4, dtype=np.uint8
+        ).tobytes()
     return bytes(damaged)

@@ -10,6 +10,7 @@ run. Run from anywhere; the build context is the repository root.
     python tools/build_images.py --image-registry REGISTRY --push   # your own registry
     python tools/build_images.py --dry-run       # print the docker commands only
 """
+
 from __future__ import annotations
 
 import argparse

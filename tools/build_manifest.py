@@ -11,6 +11,7 @@ runner image names from runner_image() below (the one place that names them).
     python tools/build_manifest.py --image-registry REGISTRY --output FILE   # your own images
     python tools/build_manifest.py --public --output FILE   # the app owner's public release
 """
+
 from __future__ import annotations
 
 import argparse
@@ -234,11 +235,15 @@ def build_manifest(image_registry: str = IMAGE_REGISTRY, scope: str = "project")
         "components": {
             "computeConfigs": [
                 _compute_config(
-                    DEPLOY_CONFIG, "regular-m", runner_image(CONFIG_IMAGES[DEPLOY_CONFIG], image_registry),
+                    DEPLOY_CONFIG,
+                    "regular-m",
+                    runner_image(CONFIG_IMAGES[DEPLOY_CONFIG], image_registry),
                     DEPLOY_EXECUTION_TIMEOUT_S,
                 ),
                 _compute_config(
-                    TRAIN_CONFIG, "gpu-t4", runner_image(CONFIG_IMAGES[TRAIN_CONFIG], image_registry),
+                    TRAIN_CONFIG,
+                    "gpu-t4",
+                    runner_image(CONFIG_IMAGES[TRAIN_CONFIG], image_registry),
                     TRAIN_EXECUTION_TIMEOUT_S,
                 ),
             ],
@@ -254,8 +259,7 @@ def build_manifest(image_registry: str = IMAGE_REGISTRY, scope: str = "project")
                 }
             ],
             "models": [
-                _model_entry(name, configuration, labels)
-                for name, configuration in preset_configurations().items()
+                _model_entry(name, configuration, labels) for name, configuration in preset_configurations().items()
             ],
         },
     }
@@ -268,7 +272,9 @@ def dumps(data: dict) -> str:
 
 def generated_files() -> dict[Path, str]:
     """Every generated file and the text it must hold."""
-    files = {CONFIGS_DIR / f"{name}.json": dumps(configuration) for name, configuration in preset_configurations().items()}
+    files = {
+        CONFIGS_DIR / f"{name}.json": dumps(configuration) for name, configuration in preset_configurations().items()
+    }
     files[MANIFEST_PATH] = dumps(build_manifest())
     return files
 
@@ -332,14 +338,18 @@ def main(argv: list[str] | None = None) -> int:
         help=f"registry path of the runner images (default {IMAGE_REGISTRY}); needs --output",
     )
     parser.add_argument("--public", action="store_true", help="scope public: the app owner's release; needs --output")
-    parser.add_argument("--output", type=Path, help="write only the manifest, to this file (dataloop.json stays as generated)")
+    parser.add_argument(
+        "--output", type=Path, help="write only the manifest, to this file (dataloop.json stays as generated)"
+    )
     args = parser.parse_args(argv)
     custom = args.image_registry != IMAGE_REGISTRY or args.public
     if args.output is not None and args.check:
         parser.error("--check checks the committed files; it takes no --output")
     if custom and args.output is None:
         # dataloop.json stays the default that --check and the tests compare against.
-        parser.error("--image-registry and --public write a separate manifest: add --output FILE, e.g. --output dataloop.release.json")
+        parser.error(
+            "--image-registry and --public write a separate manifest: add --output FILE, e.g. --output dataloop.release.json"
+        )
     if args.output is not None:
         if args.output.resolve() == MANIFEST_PATH.resolve():
             parser.error(f"--output {args.output}: that is the generated default manifest; choose another file")

@@ -7,6 +7,7 @@ says so and, to still show the pipeline end to end, exports the official a0
 architecture with *random* weights into .cache/demo-hub and predicts with that,
 printing clearly that those labels mean nothing.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -2,6 +2,7 @@
 
 A sample is one labelled range (adapter.dataset), so counts are of ranges, as the loss sees them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,7 +87,5 @@ def log_class_weights(weights: dict[int, float], counts: Sequence[int], labels: 
     """
     logger.info(
         "Class weighting 'balanced' (loss weight per label, from its training samples): %s",
-        ", ".join(
-            f"{labels[index]!r} {weight:.3g} ({counts[index]})" for index, weight in sorted(weights.items())
-        ),
+        ", ".join(f"{labels[index]!r} {weight:.3g} ({counts[index]})" for index, weight in sorted(weights.items())),
     )

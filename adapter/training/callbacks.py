@@ -1,4 +1,5 @@
 """The Keras callbacks of a training run: checkpoints, history and curves, metrics sink, epoch log."""
+
 from __future__ import annotations
 
 import json

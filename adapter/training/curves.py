@@ -1,5 +1,6 @@
 """The pictures a run leaves: loss and accuracy per epoch (the kept epoch marked), and the kept epoch's
 validation confusion matrix."""
+
 from __future__ import annotations
 
 

@@ -17,6 +17,7 @@ With a resume state (adapter.training.resume) the run restores the failed run's 
 epoch (weights and optimizer), its best-so-far record and history, and continues at the
 next epoch instead of starting over.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The model a run trains: its label map, what it starts from, the head surgery, compile."""
+
 from __future__ import annotations
 
 import logging
@@ -76,9 +77,14 @@ def starting_model(
             config.model_id,
         )
         return None
-    if loaded is not None and loaded_config is not None and (loaded_config.model_id, loaded_config.model_mode) == (
-        config.model_id,
-        config.model_mode,
+    if (
+        loaded is not None
+        and loaded_config is not None
+        and (loaded_config.model_id, loaded_config.model_mode)
+        == (
+            config.model_id,
+            config.model_mode,
+        )
     ):
         return loaded
     # Not loaded yet (or loaded for another variant): the pretrained hub model. If it cannot be

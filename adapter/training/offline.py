@@ -1,4 +1,5 @@
 """`python -m adapter train`: the adapter's own load, train() and save() on a local folder, without a platform."""
+
 from __future__ import annotations
 
 import logging

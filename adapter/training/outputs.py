@@ -11,6 +11,7 @@ writes the kept weights and movinet.json there and remove_checkpoints() leaves o
 the two pictures and the history: what load() needs and what the run was. After a failed run the
 checkpoints stay, so the upload carries what the next run resumes from.
 """
+
 from __future__ import annotations
 
 import logging

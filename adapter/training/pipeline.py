@@ -6,6 +6,7 @@ preprocess_frame as predict); training ranges are decoded once, in the first epo
 frame cache (sample_clips.RangeCache) that later epochs slice, as decoding every clip again
 costs more CPU than two cores can hide behind the model (benchmarks/train_throughput.py).
 """
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -13,6 +13,7 @@ freeze_backbone); otherwise it is ignored with a warning naming the difference, 
 state whose run finished (its training_history.json says so: the checkpoints of a finished
 run are stale).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -153,8 +154,7 @@ def find_resume_state(artifacts_path: str | None, config: MovinetConfig, labels:
     differing = {name: (value, current[name]) for name, value in state.settings().items() if value != current[name]}
     if differing:
         reasons = "; ".join(
-            f"{name} was {_short(saved)}, now {_short(now)}"
-            for name, (saved, now) in differing.items()
+            f"{name} was {_short(saved)}, now {_short(now)}" for name, (saved, now) in differing.items()
         )
         logger.warning("Ignoring the resume state in %s and training from the start: %s", last_dir, reasons)
         return None

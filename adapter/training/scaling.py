@@ -8,6 +8,7 @@
   the head (feature projection and logits) in float32, and Adam runs in a LossScaleOptimizer
   so small float16 gradients do not underflow.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -16,6 +16,7 @@ The DPK is published from dataloop.json under a unique name (movinet-test-<hex>,
 with this working tree as its codebase. Everything created is removed by one finalizer, in
 reverse order of creation, also when a step fails; what it could not remove fails the run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -87,7 +88,9 @@ def status(execution: dl.Execution) -> str:
 
 def described(execution: dl.Execution) -> str:
     """Everything the platform says about how the execution ended, for assertion messages."""
-    return json.dumps(execution.latest_status, default=str) + "\n" + json.dumps(execution.status_log, default=str)[-4000:]
+    return (
+        json.dumps(execution.latest_status, default=str) + "\n" + json.dumps(execution.status_log, default=str)[-4000:]
+    )
 
 
 def model_annotations(item: dl.Item, model: dl.Model) -> list[dl.Annotation]:
@@ -193,7 +196,11 @@ def uploaded(project, cleanup, tmp_path_factory) -> Uploaded:
             item = dataset.items.upload(local_path=str(local_path), remote_path=f"/{subset}")
             builder = item.annotations.builder()
             for label, first_frame, last_frame in labelled:
-                builder.add(annotation_definition=dl.Classification(label=label), frame_num=first_frame, end_frame_num=last_frame)
+                builder.add(
+                    annotation_definition=dl.Classification(label=label),
+                    frame_num=first_frame,
+                    end_frame_num=last_frame,
+                )
             item.annotations.upload(builder)
             subsets[subset].append(item)
     bad = dataset.items.upload(local_path=write_text_as_video(root / "notes.mp4"), remote_path="/bad")
@@ -252,7 +259,9 @@ def test_predict_items_annotates_the_good_video_and_names_the_bad_one(deployed_m
 
 
 def test_predict_dataset_annotates_every_filtered_video(project, deployed_model, uploaded):
-    execution = finished(project.models.predict(model=deployed_model, dataset_id=uploaded.dataset.id, filters=in_folder("/validation")))
+    execution = finished(
+        project.models.predict(model=deployed_model, dataset_id=uploaded.dataset.id, filters=in_folder("/validation"))
+    )
 
     assert status(execution) == "success", described(execution)
     for item in uploaded.validation:
@@ -275,7 +284,9 @@ def test_embed_items_uploads_unit_vectors_of_embeddings_size(project, deployed_m
 
 
 def test_embed_dataset_embeds_every_filtered_video(project, deployed_model, uploaded):
-    execution = finished(project.models.embed(model=deployed_model, dataset_id=uploaded.dataset.id, filters=in_folder("/validation")))
+    execution = finished(
+        project.models.embed(model=deployed_model, dataset_id=uploaded.dataset.id, filters=in_folder("/validation"))
+    )
 
     assert status(execution) == "success", described(execution)
     feature_set = project.models.get(model_id=deployed_model.id).feature_set
