@@ -121,7 +121,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         )
 
     def save(self, local_path, **kwargs):
-        """Write the fine-tuned model for upload; after a finished run, drop its checkpoints from local_path.
+        """Write the fine-tuned model for upload; a finished run drops its checkpoints and adds its TF Lite conversion.
 
         Args:
             local_path: the folder the SDK uploads (train_model: the run's output_path).
@@ -135,7 +135,10 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if recorded is not None:
             self.configuration.update(recorded)  # the SDK writes it back to the platform
         if self._is_finished_output(local_path):
+            from adapter.tflite_runtime import convert_into_artifacts
+
             remove_checkpoints(local_path)
+            convert_into_artifacts(self.loaded, self.config, local_path)
         else:
             from adapter.training.resume import log_resume_state
 

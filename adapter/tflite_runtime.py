@@ -236,6 +236,47 @@ def cached_conversion(
     return flatbuffers
 
 
+def convert_into_artifacts(loaded: LoadedModel, config: MovinetConfig, folder: str) -> str | None:
+    """Put the tflite runtime's conversion of fine-tuned weights saved in folder into folder/tflite-cache.
+
+    The SDK uploads folder as the model's artifacts, so a replica that downloads them reuses the
+    conversion on its first prediction instead of making it (a service scaling from zero).
+    Nothing is made for the "tensorflow" runtime; a failed conversion is logged, and the
+    replicas convert as they would without it.
+
+    Args:
+        loaded: the fine-tuned model the adapter holds; its weights are saved in folder.
+        config: the adapter's configuration (runtime; the deploy uses the weights' own imgz
+            and n_frames, as load() does).
+        folder: the artifacts folder save() wrote.
+    Returns:
+        The cache entry written, or None.
+    """
+    info = loaded.finetuned
+    if info is None or config.runtime == "tensorflow":
+        return None
+    saved = LoadedModel(loaded.model, loaded.labels, source=folder, finetuned=info)
+    deployed = config.replace(imgz=info.imgz, n_frames=info.n_frames)
+    if deployed.model_mode == "base":
+        from adapter import tflite_base
+
+        converter, names = tflite_base.convert_base, (tflite_base.CLIP_FILE,)
+    else:
+        converter, names = convert_stream, (_STEP_FILE, _HEAD_FILE)
+    try:
+        cached_conversion(saved, deployed, converter, names)
+    except Exception as err:  # the weights are saved either way; only the replicas' head start is lost
+        logger.warning(
+            "Could not add the TF Lite conversion to the artifacts in %s (replicas will convert on their first "
+            "prediction): %s: %s",
+            folder,
+            type(err).__name__,
+            err,
+        )
+        return None
+    return os.path.join(cache_dirs(saved)[0], _key_digest(conversion_key(saved, deployed)))
+
+
 def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, bytes]:
     """Convert a stream model's one-frame step and its classifier head to TF Lite.
 

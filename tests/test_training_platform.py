@@ -11,24 +11,29 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 
 import dtlpy as dl
 import pytest
 from dtlpy.services import service_defaults
 
-from adapter import MovinetAdapter
+from adapter import MovinetAdapter, tflite_base
 from adapter.config import ConfigError
 from adapter.dataset import load_subset
 from adapter.devices import REQUIRE_GPU_ENV, AcceleratorUnavailable
 from adapter.loading import DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME
+from adapter.items import local_video
 from adapter.presets import kinetics_600_labels
+from adapter.tflite_base import CLIP_FILE
+from adapter.tflite_runtime import CACHE_DIRNAME
 from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME
 from adapter.training.resume import RESUME_FILENAME
 from tests.conftest import model_entity, subset_filters
 from tests.motion_dataset import write_motion_dataset
+from tests.videos import write_video
 
 LABELS = ["left", "right"]
-# runtime pinned: each fine-tuned model would otherwise convert to TF Lite on load.
+# runtime pinned: each fine-tuned model would otherwise convert to TF Lite (tests that need it unpin it).
 SMALL = dict(
     model_id="a0",
     model_mode="base",
@@ -55,14 +60,15 @@ def service(platform, hub_cache, tmp_path, monkeypatch):
     return platform
 
 
-def clone_of_the_preset(platform, *, num_epochs: int, name="motion-model") -> dl.Model:
+def clone_of_the_preset(platform, *, num_epochs: int, name="motion-model", **configuration) -> dl.Model:
     """What a user does on the platform: clone the a0 preset onto their dataset with their labels.
 
-    The configuration is copied unchanged, so it still carries the preset's 600 Kinetics labels.
+    The configuration (SMALL, with the given keys over it) is copied unchanged, so it still
+    carries the preset's 600 Kinetics labels.
     """
     kinetics = kinetics_600_labels()
     preset = model_entity(
-        {**SMALL, "num_epochs": num_epochs, "id_to_label_map": dict(enumerate(kinetics))},
+        {**SMALL, **configuration, "num_epochs": num_epochs, "id_to_label_map": dict(enumerate(kinetics))},
         labels=kinetics,
         name="movinet-a0-base",
         model_id="preset-a0",
@@ -79,8 +85,11 @@ def clone_of_the_preset(platform, *, num_epochs: int, name="motion-model") -> dl
     )
 
 
-def test_train_model_on_a_clone_trains_its_own_labels_and_uploads_only_what_load_needs(service, caplog):
-    model = clone_of_the_preset(service, num_epochs=2)
+def test_train_model_on_a_clone_trains_its_own_labels_and_uploads_only_what_load_needs(
+    service, caplog, monkeypatch, tmp_path
+):
+    # The default runtime (tflite on CPU): the artifacts also carry the conversion a replica runs.
+    model = clone_of_the_preset(service, num_epochs=2, runtime=None)
     sent = service.clone_requests[-1]
     assert len(sent["configuration"]["id_to_label_map"]) == 600 and sent["labels"] == LABELS  # the trap
 
@@ -90,15 +99,35 @@ def test_train_model_on_a_clone_trains_its_own_labels_and_uploads_only_what_load
     assert trained.status == "trained" and service.model_statuses[0] == "training"
     assert trained.configuration["id_to_label_map"] == {0: "left", 1: "right"}
     assert "using the model's labels" in caplog.text
-    assert service.artifact_files(model.id) == KEPT_ARTIFACTS
+    files = service.artifact_files(model.id)
+    conversion = {name for name in files if name.startswith(CACHE_DIRNAME + "/")}
+    assert files - conversion == KEPT_ARTIFACTS
+    assert {name.rsplit("/", 1)[-1] for name in conversion} == {CLIP_FILE, "manifest.json"}
     with open(f"{service.artifacts_dir(model.id)}/{METADATA_FILENAME}") as file:
         assert json.load(file)["labels"] == LABELS
     assert [len(samples) for samples in service.metrics] == [4, 4]  # train/validation loss and accuracy, per epoch
     assert [{s.x for s in samples} for samples in service.metrics] == [{0}, {1}]
 
+    # What a fresh deployment replica does, with nothing in its own cache: it downloads the
+    # artifacts, loads, and predicts from the shipped conversion without converting.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh-replica-cache"))
+
+    def no_conversion(*args):
+        raise AssertionError("the replica converted the model instead of using the artifacts' conversion")
+
+    monkeypatch.setattr(tflite_base, "convert_base", no_conversion)
     fresh = MovinetAdapter()
-    fresh.load_from_model(model_entity=trained)  # what a deployment does
+    fresh.load_from_model(model_entity=trained)
     assert fresh.loaded.finetuned is not None and fresh.loaded.labels == LABELS
+    video = write_video(tmp_path / "clip.mp4", frames=12, fps=10, width=48, height=48)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        (collection,) = fresh.predict([local_video(video)])
+
+    assert fresh.failures == []
+    assert {annotation.label for annotation in collection.annotations} <= set(LABELS)
+    reused = [r.getMessage() for r in caplog.records if "Reusing the TF Lite conversion" in r.getMessage()]
+    assert len(reused) == 1 and os.path.realpath(fresh.loaded.source) in os.path.realpath(reused[0].split(" in ", 1)[1])
 
 
 class FailingProgress:
