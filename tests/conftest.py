@@ -16,6 +16,7 @@ as a platform dataset (listing, export and item downloads) and answers model clo
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -82,7 +83,12 @@ def _export_missing(cache_root: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def exported_models() -> dict[str, Path]:
-    return _export_missing(_cache_root())
+    cache_root = _cache_root()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist runs a session per worker: one exports, the others wait and find the exports.
+    with open(cache_root / ".export.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _export_missing(cache_root)
 
 
 def handle_sha1(mode: str) -> str:
