@@ -166,7 +166,9 @@ class PyAVDecoder:
             # demux() ends with an empty packet whose decode() flushes the decoder,
             # so frames held back for reordering or by frame threads come out too.
             for packet in container.demux(stream):
-                slices = slice_reference_flags(bytes(packet), prefix_size) if h264 and packet.size else []
+                # The slices are read for the threading choice and for pictures that may be left out.
+                reads_slices = h264 and packet.size and (not opened or ranks is not None)
+                slices = slice_reference_flags(bytes(packet), prefix_size) if reads_slices else []
                 if not opened:
                     stream.thread_type = self.thread_type or threading_for(len(slices), _usable_cores())
                     opened = True

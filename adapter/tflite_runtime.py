@@ -250,21 +250,18 @@ def convert_into_artifacts(loaded: LoadedModel, config: MovinetConfig, folder: s
             and n_frames, as load() does).
         folder: the artifacts folder save() wrote.
     Returns:
-        The cache entry written, or None.
+        The cache entry in folder, or None when none was made there.
     """
+    from adapter import tflite_base
+
     info = loaded.finetuned
-    if info is None or config.runtime == "tensorflow":
+    # Fine-tuning makes base models only: the conversion is the base clip model.
+    if info is None or config.runtime == "tensorflow" or info.model_mode != "base":
         return None
     saved = LoadedModel(loaded.model, loaded.labels, source=folder, finetuned=info)
     deployed = config.replace(imgz=info.imgz, n_frames=info.n_frames)
-    if deployed.model_mode == "base":
-        from adapter import tflite_base
-
-        converter, names = tflite_base.convert_base, (tflite_base.CLIP_FILE,)
-    else:
-        converter, names = convert_stream, (_STEP_FILE, _HEAD_FILE)
     try:
-        cached_conversion(saved, deployed, converter, names)
+        cached_conversion(saved, deployed, tflite_base.convert_base, (tflite_base.CLIP_FILE,))
     except Exception as err:  # the weights are saved either way; only the replicas' head start is lost
         logger.warning(
             "Could not add the TF Lite conversion to the artifacts in %s (replicas will convert on their first "
@@ -274,7 +271,8 @@ def convert_into_artifacts(loaded: LoadedModel, config: MovinetConfig, folder: s
             err,
         )
         return None
-    return os.path.join(cache_dirs(saved)[0], _key_digest(conversion_key(saved, deployed)))
+    entry = os.path.join(cache_dirs(saved)[0], _key_digest(conversion_key(saved, deployed)))
+    return entry if os.path.isdir(entry) else None  # None: folder was not writable (warned)
 
 
 def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, bytes]:

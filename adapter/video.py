@@ -190,10 +190,13 @@ class VideoReader:
 
     Resampling keeps source frame i when it is the first frame at or after a target
     time k/fps (k = 0, 1, 2, ...), with frame i's time taken as i/source_fps. Frame
-    indices rather than timestamps are used because they are the same whichever
-    decoder reads the file, and do not depend on timestamp quirks (missing or
-    non-monotonic pts, streams that start late, edit lists); the price is that a
-    variable-frame-rate video is treated as if it had its average rate.
+    indices (display positions) rather than timestamps are used because they are the
+    same whichever decoder reads the file, and do not depend on timestamp quirks
+    (streams that start late, uneven pts); the price is that a variable-frame-rate
+    video is treated as if it had its average rate. Positions are counted as frames
+    come out of the decoder, except where the decoder leaves pictures out (resampled
+    H.264): there they are the packets' ranks by timestamp, which is the same count for
+    a file whose timestamps are all present and distinct, and is used only then.
 
     Construction checks the file and probes the container, raising VideoError for a
     missing, empty, non-video or unopenable file and for a file without a video

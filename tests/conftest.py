@@ -91,6 +91,25 @@ def exported_models() -> dict[str, Path]:
         return _export_missing(cache_root)
 
 
+# A base model small enough to train on 2 CPU cores: 4 frames of 32 x 32 (a0 needs imgz >= 32).
+# runtime pinned: each fine-tuned model would otherwise convert to TF Lite (tests that need it unpin it).
+SMALL_TRAINING = dict(
+    model_id="a0",
+    model_mode="base",
+    imgz=32,
+    n_frames=4,
+    batch_size=4,
+    fps=5,
+    learning_rate=0.001,
+    runtime="tensorflow",
+)
+
+
+def set_options(**values) -> list[str]:
+    """The command line's `--set KEY=VALUE` arguments, a pair for each keyword."""
+    return [argument for key, value in values.items() for argument in ("--set", f"{key}={value}")]
+
+
 def handle_sha1(mode: str) -> str:
     return hashlib.sha1(HANDLE.format(mode=mode).encode("utf8")).hexdigest()
 

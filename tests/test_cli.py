@@ -11,7 +11,7 @@ import pytest
 
 from adapter.model_options import parse_set
 from adapter.config import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, set_options
 from tests.videos import write_text_as_video, write_video
 
 
@@ -20,6 +20,12 @@ def run_cli(*args, env_extra=None):
     return subprocess.run(
         [sys.executable, "-m", "adapter", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def write_metadata(weights, weights_filename: str) -> None:
+    """movinet.json of a two-label a0 base model whose weights are weights_filename."""
+    metadata = dict(model_id="a0", model_mode="base", labels=["a", "b"], imgz=32, n_frames=4, fps=5.0)
+    (weights / "movinet.json").write_text(json.dumps({**metadata, "weights_filename": weights_filename}))
 
 
 def test_predict_writes_annotations_for_every_video_and_fails_for_the_bad_one(hub_cache, tmp_path):
@@ -33,12 +39,7 @@ def test_predict_writes_annotations_for_every_video_and_fails_for_the_bad_one(hu
         good,
         bad,
         other,
-        "--set",
-        "imgz=48",
-        "--set",
-        "n_frames=4",
-        "--set",
-        "num_frames=4",
+        *set_options(imgz=48, n_frames=4, num_frames=4),
         "--output",
         str(output),
         env_extra={"TFHUB_CACHE_DIR": str(hub_cache)},
@@ -99,19 +100,7 @@ def test_weights_folder_without_a_fine_tuned_model_is_refused_not_ignored(tmp_pa
 def test_weights_folder_whose_metadata_names_missing_weights_is_refused(tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
-    (weights / "movinet.json").write_text(
-        json.dumps(
-            {
-                "model_id": "a0",
-                "model_mode": "base",
-                "labels": ["a", "b"],
-                "imgz": 32,
-                "n_frames": 4,
-                "fps": 5.0,
-                "weights_filename": "gone.weights.h5",
-            }
-        )
-    )
+    write_metadata(weights, "gone.weights.h5")
 
     result = run_cli("predict", str(tmp_path / "x.mp4"), "--weights", str(weights))
 
@@ -132,19 +121,7 @@ def test_weights_of_another_variant_or_mode_exit_2_naming_both(tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
     (weights / "w.weights.h5").write_bytes(b"")
-    (weights / "movinet.json").write_text(
-        json.dumps(
-            {
-                "model_id": "a0",
-                "model_mode": "base",
-                "labels": ["a", "b"],
-                "imgz": 32,
-                "n_frames": 4,
-                "fps": 5.0,
-                "weights_filename": "w.weights.h5",
-            }
-        )
-    )
+    write_metadata(weights, "w.weights.h5")
 
     result = run_cli("predict", str(tmp_path / "x.mp4"), "--weights", str(weights), "--set", "model_mode=stream")
 

@@ -18,7 +18,7 @@ from adapter.config import ConfigError
 from adapter.items import local_video
 from adapter.movinet_adapter import EmbeddingFailed
 from adapter.presets import MODEL_IDS, VARIANTS
-from tests.conftest import model_entity
+from tests.conftest import model_entity, set_options
 from tests.test_cli import run_cli
 from tests.test_predict import decode_every_frame_rgb
 from tests.videos import write_text_as_video, write_video
@@ -178,10 +178,7 @@ def test_cli_embed_writes_a_vector_per_video_and_fails_for_the_bad_one(hub_cache
         good,
         bad,
         other,
-        "--set",
-        "imgz=48",
-        "--set",
-        "n_frames=4",
+        *set_options(imgz=48, n_frames=4),
         "--output",
         str(output),
         env_extra={"TFHUB_CACHE_DIR": str(hub_cache)},

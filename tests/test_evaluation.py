@@ -11,6 +11,7 @@ from adapter.evaluation import VideoScore, ground_truth, summarize
 from tests.motion_dataset import DIRECTIONS, class_annotation, write_item, write_motion_dataset
 from tests.test_cli import run_cli
 from tests.videos import write_text_as_video, write_video
+from tests.conftest import set_options
 
 
 def test_whole_video_annotations_are_the_ground_truth_when_present():
@@ -112,12 +113,8 @@ def test_evaluate_scores_every_readable_video_and_names_the_bad_one(two_label_we
         str(data),
         "--weights",
         two_label_weights,
-        "--set",
-        "imgz=32",
-        "--set",
-        "n_frames=4",
-        "--set",
-        "runtime=tensorflow",  # pinned: the subject is evaluation; fine-tuned weights would convert
+        # runtime pinned: the subject is evaluation; fine-tuned weights would convert.
+        *set_options(imgz=32, n_frames=4, runtime="tensorflow"),
         "--output",
         str(output),
     )

@@ -25,7 +25,7 @@ from dockerfile_parse import DockerfileParser
 import adapter
 from adapter.devices import REQUIRE_GPU_ENV
 from adapter.presets import kinetics_600_labels
-from tests.conftest import ROOT
+from tests.conftest import ROOT, set_options
 from tests.videos import write_video
 
 
@@ -164,10 +164,7 @@ def test_installed_cli_predicts_with_the_preset_labels(installed, hub_cache, tmp
             video,
             "--model",
             "movinet-a0-stream",
-            "--set",
-            "imgz=48",
-            "--set",
-            "n_frames=4",
+            *set_options(imgz=48, n_frames=4),
             "--output",
             str(output),
         ],

@@ -35,22 +35,11 @@ from adapter.training.outputs import (
     LAST_CHECKPOINT,
 )
 from adapter.training.pipeline import make_dataset
-from tests.conftest import model_entity
+from tests.conftest import SMALL_TRAINING, model_entity, set_options
 from tests.motion_dataset import write_motion_dataset
 
 LABELS = ["left", "right"]
-# Small enough for 2 CPU cores: 4 frames of 32 x 32 (a0 needs imgz >= 32).
-# runtime pinned: these tests are about training, and each fine-tuned model would convert to TF Lite.
-SMALL = dict(
-    model_id="a0",
-    model_mode="base",
-    imgz=32,
-    n_frames=4,
-    batch_size=4,
-    fps=5,
-    learning_rate=0.001,
-    runtime="tensorflow",
-)
+SMALL = SMALL_TRAINING
 
 
 def bound_adapter(configuration: dict, labels=LABELS) -> MovinetAdapter:
@@ -318,19 +307,8 @@ def test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_show
         tmp_path / "data", train_per_class=32, validation_per_class=8, frames=16, width=48, height=48, speed=6
     )
     output = tmp_path / "weights"
-    small = [
-        "--set",
-        "imgz=32",
-        "--set",
-        "n_frames=4",
-        "--set",
-        "batch_size=4",
-        "--set",
-        "fps=5",
-        "--set",
-        "runtime=tensorflow",
-    ]
-    training = ["--set", "num_epochs=20", "--set", "learning_rate=0.003", "--set", "pretrained=false"]
+    small = set_options(imgz=32, n_frames=4, batch_size=4, fps=5, runtime="tensorflow")
+    training = set_options(num_epochs=20, learning_rate=0.003, pretrained="false")
     caplog.set_level(logging.INFO, logger="adapter")
     tf_keras.utils.set_random_seed(0)  # the command line takes no seed; this makes the run repeatable
 

@@ -28,22 +28,12 @@ from adapter.tflite_base import CLIP_FILE
 from adapter.tflite_runtime import CACHE_DIRNAME
 from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME
 from adapter.training.resume import RESUME_FILENAME
-from tests.conftest import model_entity, subset_filters
+from tests.conftest import SMALL_TRAINING, model_entity, subset_filters
 from tests.motion_dataset import write_motion_dataset
 from tests.videos import write_video
 
 LABELS = ["left", "right"]
-# runtime pinned: each fine-tuned model would otherwise convert to TF Lite (tests that need it unpin it).
-SMALL = dict(
-    model_id="a0",
-    model_mode="base",
-    imgz=32,
-    n_frames=4,
-    batch_size=4,
-    fps=5,
-    learning_rate=0.001,
-    runtime="tensorflow",
-)
+SMALL = SMALL_TRAINING
 KEPT_ARTIFACTS = {DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME, CURVES_FILENAME, CONFUSION_FILENAME, HISTORY_FILENAME}
 
 

@@ -27,25 +27,14 @@ from adapter.loading import LABELS_ASSET, FineTunedInfo, find_finetuned, load_mo
 from adapter.presets import kinetics_600_labels, preset_model
 from adapter.training.model import build_training_model
 from adapter.offline import offline_model
-from tests.conftest import HANDLE, ROOT, _cache_root
+from tests.conftest import HANDLE, ROOT, _cache_root, set_options
 from tests.motion_dataset import write_motion_dataset
 from tests.videos import write_video
 
 LABELS = ["slow", "fast", "still"]
 # runtime pinned: each fine-tuned model would otherwise convert to TF Lite on load.
 SMALL = dict(model_id="a0", model_mode="base", imgz=32, n_frames=4, batch_size=4, fps=5, runtime="tensorflow")
-SMALL_SET = [
-    "--set",
-    "imgz=32",
-    "--set",
-    "n_frames=4",
-    "--set",
-    "batch_size=4",
-    "--set",
-    "fps=5",
-    "--set",
-    "runtime=tensorflow",
-]
+SMALL_SET = set_options(**{key: value for key, value in SMALL.items() if key not in ("model_id", "model_mode")})
 
 
 def cached(name: str, make) -> str:
