@@ -17,11 +17,11 @@ decode; the saving is in the README (Benchmarks, decoding backends).
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable, Iterator
 
 import numpy as np
 
+from adapter.devices import usable_cores
 from adapter.h264 import length_prefix_size, slice_reference_flags
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,6 @@ def pyav_converter(frame) -> LazyFrame:
         return image
 
     return convert
-
-
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def threading_for(slices_per_picture: int, cores: int) -> str:
@@ -170,7 +166,7 @@ class PyAVDecoder:
                 reads_slices = h264 and packet.size and (not opened or ranks is not None)
                 slices = slice_reference_flags(bytes(packet), prefix_size) if reads_slices else []
                 if not opened:
-                    stream.thread_type = self.thread_type or threading_for(len(slices), _usable_cores())
+                    stream.thread_type = self.thread_type or threading_for(len(slices), usable_cores())
                     opened = True
                 if ranks is not None and slices and not any(slices) and not packet.is_discard:
                     rank = ranks.get(packet.pts)

@@ -21,6 +21,18 @@ class AcceleratorUnavailable(MovinetError):
     """A GPU was required (REQUIRE_GPU_ENV) but TensorFlow cannot use one."""
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity on Linux, else the machine's count).
+
+    Returns:
+        At least 1.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def gpu_required() -> bool:
     """Whether this process was started where a GPU must be used (REQUIRE_GPU_ENV is 1/true/yes)."""
     return os.environ.get(REQUIRE_GPU_ENV, "").strip().lower() in {"1", "true", "yes"}

@@ -20,6 +20,7 @@ import numpy as np
 
 from adapter.clips import Clip
 from adapter.config import MovinetConfig
+from adapter.devices import usable_cores
 from adapter.inference import ClipClassifier
 from adapter.loading import LoadedModel
 from adapter.tflite_export import POOLED_OUTPUT
@@ -49,9 +50,7 @@ class TFLiteBaseClassifier(ClipClassifier):
     def __init__(self, clip: bytes, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        from adapter.tflite_runtime import default_threads
-
-        self._threads = num_threads or default_threads()
+        self._threads = num_threads or usable_cores()  # one interpreter thread per core
         # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
         interpreter = Interpreter(
             model_content=clip, num_threads=self._threads, experimental_op_resolver_type=OpResolverType.BUILTIN

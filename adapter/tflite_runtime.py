@@ -28,6 +28,7 @@ import numpy as np
 
 from adapter.clips import Clip
 from adapter.config import MovinetConfig
+from adapter.devices import usable_cores
 from adapter.inference import _HEAD_POOL_SUM, BaseVideoClassifier, StreamVideoClassifier, WindowClassifier
 from adapter.loading import LoadedModel
 
@@ -236,7 +237,7 @@ def cached_conversion(
     return flatbuffers
 
 
-def convert_into_artifacts(loaded: LoadedModel, config: MovinetConfig, folder: str) -> str | None:
+def convert_into_artifacts(loaded: LoadedModel, config: MovinetConfig, folder: str) -> None:
     """Put the tflite runtime's conversion of fine-tuned weights saved in folder into folder/tflite-cache.
 
     The SDK uploads folder as the model's artifacts, so a replica that downloads them reuses the
@@ -250,14 +251,14 @@ def convert_into_artifacts(loaded: LoadedModel, config: MovinetConfig, folder: s
             and n_frames, as load() does).
         folder: the artifacts folder save() wrote.
     Returns:
-        The cache entry in folder, or None when none was made there.
+        None (cached_conversion logs where the entry went, or why a folder was not writable).
     """
     from adapter import tflite_base
 
     info = loaded.finetuned
     # Fine-tuning makes base models only: the conversion is the base clip model.
     if info is None or config.runtime == "tensorflow" or info.model_mode != "base":
-        return None
+        return
     saved = LoadedModel(loaded.model, loaded.labels, source=folder, finetuned=info)
     deployed = config.replace(imgz=info.imgz, n_frames=info.n_frames)
     try:
@@ -270,9 +271,6 @@ def convert_into_artifacts(loaded: LoadedModel, config: MovinetConfig, folder: s
             type(err).__name__,
             err,
         )
-        return None
-    entry = os.path.join(cache_dirs(saved)[0], _key_digest(conversion_key(saved, deployed)))
-    return entry if os.path.isdir(entry) else None  # None: folder was not writable (warned)
 
 
 def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, bytes]:
@@ -302,25 +300,13 @@ def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, b
     return step, tflite_export.convert(head.get_concrete_function(), model, "none")
 
 
-def default_threads() -> int:
-    """Interpreter threads: one per core this process may run on.
-
-    Returns:
-        The thread count.
-    """
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 class TFLiteStreamClassifier(WindowClassifier):
     """Stream model as TF Lite: frames one at a time, states carried; StreamVideoClassifier's results."""
 
     def __init__(self, step: bytes, head: bytes, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        threads = self._threads = num_threads or default_threads()
+        threads = self._threads = num_threads or usable_cores()  # one interpreter thread per core
         # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
         kwargs = dict(num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN)
         self._step = Interpreter(model_content=step, **kwargs).get_signature_runner()
