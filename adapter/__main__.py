@@ -1,5 +1,5 @@
 import sys
 
-from adapter.cli import main
+from adapter.cli.parser import main
 
 sys.exit(main(prog="python -m adapter"))

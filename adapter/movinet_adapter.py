@@ -11,29 +11,30 @@ import logging
 import os
 import tempfile
 import traceback
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import dtlpy as dl
 import numpy as np
 
-from adapter import items as item_inputs
-from adapter.annotations import build_annotations
-from adapter.clips import Clip, base_clips, stream_windows
-from adapter.config import MovinetConfig
-from adapter.dataset_runs import (
+from adapter.core.config import MovinetConfig
+from adapter.core.errors import ClassifierUnavailable, EmbeddingFailed, PredictionFailed
+from adapter.model.loading import LoadedModel, load_model
+from adapter.platform.annotations import build_annotations
+from adapter.platform.dataset_runs import (
     SCORING_MODULE,
     DatasetRun,
     downloading_annotations_to,
     progress_bars_on_terminal_only,
 )
-from adapter.errors import ClassifierUnavailable, EmbeddingFailed, PredictionFailed
-from adapter.inference import VideoPrediction
-from adapter.loading import LoadedModel, load_model
-from adapter.tflite_runtime import make_classifier, runtime_for
-from adapter.offline import OfflineModel
-from adapter.prefetch import prefetch
-from adapter.preprocessing import preprocess_frame
-from adapter.video import VideoError, VideoReader
+from adapter.platform.items import ItemError, download_item, local_item
+from adapter.platform.offline_model import OfflineModel
+from adapter.runtime.backend import make_classifier, runtime_for
+from adapter.runtime.results import VideoPrediction
+from adapter.video.clips import Clip, base_clips, stream_windows
+from adapter.video.inputs import VideoInput
+from adapter.video.prefetch import prefetch
+from adapter.video.preprocessing import preprocess_frame
+from adapter.video.reader import VideoError, VideoReader
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if recorded is not None:
             self.configuration.update(recorded)  # the SDK writes it back to the platform
         if self._is_finished_output(local_path):
-            from adapter.tflite_runtime import convert_into_artifacts
+            from adapter.runtime.conversion_cache import convert_into_artifacts
 
             remove_checkpoints(local_path)
             convert_into_artifacts(self.loaded, self.config, local_path)
@@ -164,7 +165,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
     # ------------------------------------------------------------------ prediction
     def prepare_item_func(self, item: dl.Item):
-        return item_inputs.download_item(item)
+        return download_item(item)
 
     def predict_items(self, items: list, batch_size=None, **kwargs):
         """The SDK's flow, then one error naming every video that failed (after the others).
@@ -216,7 +217,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         Returns:
             (model, dataset), as the SDK's.
         """
-        from adapter.devices import check_devices
+        from adapter.core.devices import check_devices
 
         check_devices("evaluation")
         self._dataset_run, self._evaluating = DatasetRun("evaluation"), True
@@ -245,7 +246,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             try:
                 results.append(process(video))
             except Exception as err:
-                if isinstance(err, (VideoError, item_inputs.ItemError)):
+                if isinstance(err, (VideoError, ItemError)):
                     # Bad input: the message already names the video and the reason.
                     logger.error("%s", err)
                     self.failures.append((video.name, str(err)))
@@ -283,7 +284,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
                 raise self._classifier_error from err
         return self._classifier
 
-    def video_clips(self, video: item_inputs.VideoInput) -> tuple[Iterator[Clip], VideoReader]:
+    def video_clips(self, video: VideoInput) -> tuple[Iterator[Clip], VideoReader]:
         """Decode and preprocess one video into the clips (base) or windows (stream) the model takes.
 
         Args:
@@ -292,7 +293,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             The clips, produced lazily as frames decode, and the reader (finished once they are consumed).
         """
         if video.error:
-            raise item_inputs.ItemError(video.error)
+            raise ItemError(video.error)
         if self.loaded is None:
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         config = self.config
@@ -305,16 +306,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
         sampler = base_clips if config.model_mode == "base" else stream_windows
         return sampler(frames, config.n_frames), reader
 
-    def classify_video(self, video: item_inputs.VideoInput) -> tuple[VideoPrediction, VideoReader]:
+    def classify_video(self, video: VideoInput) -> tuple[VideoPrediction, VideoReader]:
         """Decode, preprocess and classify one video; returns the prediction and the finished reader."""
         clips, reader = self.video_clips(video)
         return self.classifier.classify(clips), reader
 
-    def predict_video(self, video: item_inputs.VideoInput) -> dl.AnnotationCollection:
+    def predict_video(self, video: VideoInput) -> dl.AnnotationCollection:
         prediction, reader = self.classify_video(video)
         if self.on_video_predicted is not None:
             self.on_video_predicted(video, prediction, reader)
-        item = video.item if video.item is not None else item_inputs.local_item(video.path, reader.source_fps)
+        item = video.item if video.item is not None else local_item(video.path, reader.source_fps)
         entity = self._model_entity
         return build_annotations(
             prediction,
@@ -351,7 +352,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         """One unit-length vector (list of floats) per video; None for a video that failed (see failures)."""
         return self._each_video(batch, lambda video: self.embed_video(video).tolist(), lambda video: None)
 
-    def embed_video(self, video: item_inputs.VideoInput) -> np.ndarray:
+    def embed_video(self, video: VideoInput) -> np.ndarray:
         """The video's embedding: its pooled backbone feature over the clips predict uses, unit length."""
         clips, _ = self.video_clips(video)
         return self.classifier.embed(clips)
@@ -369,7 +370,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         Returns:
             The trained model entity.
         """
-        from adapter.devices import check_devices
+        from adapter.core.devices import check_devices
         from adapter.training.model import check_trainable
 
         if isinstance(model, dict):
@@ -403,7 +404,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         Returns:
             The training.fit.TrainingResult.
         """
-        from adapter.dataset import train_and_validation_subsets
+        from adapter.datasets.layout import train_and_validation_subsets
         from adapter.training import fit
         from adapter.training import model as training_model
         from adapter.training.resume import find_resume_state

@@ -47,10 +47,11 @@ TARGET_FPS = 5
 def child(variant: str, path: str) -> None:
     """Runs in a fresh process: read ``path`` at TARGET_FPS with one decoder, print JSON."""
     sys.path.insert(0, REPO)
-    import cv2  # noqa: F401  (imported before the baseline so both variants pay the same)
     import av  # noqa: F401
+    import cv2  # noqa: F401  (imported before the baseline so both variants pay the same)
 
-    from adapter import decoders, video
+    from adapter.video import decoders
+    from adapter.video import reader as video
 
     threading = {"pyav-frame": "AUTO", "pyav-slice": "SLICE"}
     if variant in threading:

@@ -13,7 +13,7 @@ the kept epoch's accuracy, the first epoch reaching --target, and the times.
 Training starts from random initialisation (pretrained: false): real pretrained weights
 cannot be downloaded here, and the hub exports the tests use are random too. The default
 test run trains the two-class case through the command line
-(tests/test_training.py::test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_shows).
+(tests/training/test_fit.py::test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_shows).
 The README's Benchmarks section holds the figures of the latest run.
 """
 
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     )
 
     from adapter.movinet_adapter import MovinetAdapter
-    from adapter.offline import offline_model
+    from adapter.platform.offline_model import offline_model
     from tests.motion_dataset import DIRECTIONS, write_motion_dataset
 
     # After importing the SDK, which sets its own logger to DEBUG.

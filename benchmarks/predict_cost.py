@@ -29,9 +29,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def child(name: str, saved_model: str, path: str, warmup: str, repeats: int) -> dict:
     """Best wall time of `repeats` predictions of one video with one preset."""
     sys.path.insert(0, REPO)
-    from adapter.model_options import offline_adapter
-    from adapter.items import local_video
-    from adapter.presets import preset_model
+    from adapter.cli.options import offline_adapter
+    from adapter.core.presets import preset_model
+    from adapter.video.inputs import local_video
 
     adapter = offline_adapter(preset_model(name), {"hub_handle": saved_model})
     adapter.load(None)

@@ -42,8 +42,8 @@ MODES = ("base", "stream")
 
 def _adapter(mode: str):
     sys.path.insert(0, REPO)
-    from adapter.model_options import offline_adapter
-    from adapter.presets import preset_model
+    from adapter.cli.options import offline_adapter
+    from adapter.core.presets import preset_model
 
     adapter = offline_adapter(preset_model(f"movinet-a0-{mode}"), {})
     adapter.load(None)
@@ -51,7 +51,7 @@ def _adapter(mode: str):
 
 
 def _warm_up(adapter, tmp: str) -> None:
-    from adapter.items import local_video
+    from adapter.video.inputs import local_video
 
     path = os.path.join(tmp, "warmup.mp4")
     write_benchmark_video(path, seconds=6, codec="libx264")
@@ -60,7 +60,7 @@ def _warm_up(adapter, tmp: str) -> None:
 
 def child_adapter(mode: str, path: str, tmp: str, repeats: int) -> dict:
     """Best wall time of `repeats` predictions; peak RSS growth over all of them."""
-    from adapter.items import local_video
+    from adapter.video.inputs import local_video
 
     adapter = _adapter(mode)
     _warm_up(adapter, tmp)
@@ -84,9 +84,9 @@ def child_adapter(mode: str, path: str, tmp: str, repeats: int) -> dict:
 
 def child_parts(mode: str, path: str, tmp: str, repeats: int) -> dict:
     """Decode + preprocess alone, then the model alone on the same frames."""
-    from adapter.clips import base_clips, stream_windows
-    from adapter.preprocessing import preprocess_frame
-    from adapter.video import VideoReader
+    from adapter.video.clips import base_clips, stream_windows
+    from adapter.video.preprocessing import preprocess_frame
+    from adapter.video.reader import VideoReader
 
     adapter = _adapter(mode)
     _warm_up(adapter, tmp)
@@ -109,8 +109,8 @@ def child_naive(path: str, tmp: str, repeats: int) -> dict:
     import tensorflow as tf
     import tensorflow_hub
 
-    from adapter.preprocessing import preprocess_frame
-    from adapter.video import VideoReader
+    from adapter.video.preprocessing import preprocess_frame
+    from adapter.video.reader import VideoReader
 
     hub_model = tensorflow_hub.load("https://tfhub.dev/tensorflow/movinet/a0/base/kinetics-600/classification/3")
 

@@ -59,10 +59,12 @@ def step_benchmark(frames: int, rounds: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from adapter.config import MovinetConfig
-    from adapter.inference import StreamVideoClassifier
-    from adapter.loading import load_model
-    from adapter.tflite_runtime import TFLiteStreamClassifier, cached_conversion, convert_stream
+    from adapter.core.config import MovinetConfig
+    from adapter.model.loading import load_model
+    from adapter.runtime.conversion import convert_stream
+    from adapter.runtime.conversion_cache import cached_conversion
+    from adapter.runtime.litert_backend import TFLiteStreamClassifier
+    from adapter.runtime.tf_backend import StreamVideoClassifier
 
     config = MovinetConfig.from_dict({"model_id": "a0", "model_mode": "stream", "imgz": 172})
     loaded = load_model(config, None)
@@ -111,13 +113,14 @@ def clip_benchmark(clips: int, rounds: int) -> dict:
     """ms per clip of each runtime on a0 base with the preset's imgz and n_frames."""
     import numpy as np
 
-    from adapter.clips import Clip
-    from adapter.config import MovinetConfig
-    from adapter.inference import BaseVideoClassifier
-    from adapter.loading import load_model
-    from adapter.presets import preset_configuration
-    from adapter.tflite_base import TFLiteBaseClassifier, convert_base
-    from adapter.tflite_runtime import cached_conversion
+    from adapter.core.config import MovinetConfig
+    from adapter.core.presets import preset_configuration
+    from adapter.model.loading import load_model
+    from adapter.runtime.conversion import convert_base
+    from adapter.runtime.conversion_cache import cached_conversion
+    from adapter.runtime.litert_backend import TFLiteBaseClassifier
+    from adapter.runtime.tf_backend import BaseVideoClassifier
+    from adapter.video.clips import Clip
 
     config = MovinetConfig.from_dict(preset_configuration("a0", "base"))
     shape = (config.n_frames, config.imgz, config.imgz, 3)
@@ -159,9 +162,9 @@ def clip_benchmark(clips: int, rounds: int) -> dict:
 
 def predict_benchmark(seconds: float, runtime: str, folder: str) -> dict:
     """x real time of MovinetAdapter.predict for movinet-a0-stream on a 720p 30 fps video."""
-    from adapter.model_options import offline_adapter
-    from adapter.items import local_video
-    from adapter.presets import preset_model
+    from adapter.cli.options import offline_adapter
+    from adapter.core.presets import preset_model
+    from adapter.video.inputs import local_video
 
     path, warmup = os.path.join(folder, "video.mp4"), os.path.join(folder, "warmup.mp4")
     if not os.path.exists(path):
@@ -186,8 +189,8 @@ def predict_benchmark(seconds: float, runtime: str, folder: str) -> dict:
 
 def decode_benchmark(seconds: float, folder: str) -> dict:
     """Decoding and preprocessing alone, as predict reads the video (5 fps, 172 px)."""
-    from adapter.preprocessing import preprocess_frame
-    from adapter.video import VideoReader
+    from adapter.video.preprocessing import preprocess_frame
+    from adapter.video.reader import VideoReader
 
     start = time.perf_counter()
     kept = sum(
@@ -208,9 +211,9 @@ def cold_child(name: str, runtime: str, clip: str) -> dict:
     """Import, load and first prediction, timed, in this (fresh) process."""
     start = time.perf_counter()
     sys.path.insert(0, REPO)
-    from adapter.model_options import offline_adapter
-    from adapter.items import local_video
-    from adapter.presets import preset_model
+    from adapter.cli.options import offline_adapter
+    from adapter.core.presets import preset_model
+    from adapter.video.inputs import local_video
 
     adapter = offline_adapter(preset_model(name), {"runtime": runtime} if runtime != "default" else {})
     imported = time.perf_counter()
@@ -262,13 +265,12 @@ def convert_child(model_id: str, mode: str, owner: str) -> dict:
     sys.path.insert(0, REPO)
     import tensorflow as tf
 
-    from adapter import tflite_export
-    from adapter.config import MovinetConfig
-    from adapter.loading import LoadedModel
-    from adapter.network import build_classifier
-    from adapter.presets import preset_configuration
-    from adapter.tflite_base import convert_base
-    from adapter.tflite_runtime import convert_stream
+    from adapter.core.config import MovinetConfig
+    from adapter.core.presets import preset_configuration
+    from adapter.model.loading import LoadedModel
+    from adapter.model.network import build_classifier
+    from adapter.runtime import conversion
+    from adapter.runtime.conversion import convert_base, convert_stream
 
     config = MovinetConfig.from_dict(preset_configuration(model_id, mode))
     model = build_classifier(model_id, mode, num_classes=600)
@@ -282,7 +284,7 @@ def convert_child(model_id: str, mode: str, owner: str) -> dict:
         def keras_owner(concrete_function, keras_model, quantize, representative=None):
             return tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], keras_model).convert()
 
-        tflite_export.convert = keras_owner
+        conversion.convert = keras_owner
     loaded = LoadedModel(model=model, labels=[str(i) for i in range(600)], source="random weights")
     reset_peak_rss()
     start = time.perf_counter()

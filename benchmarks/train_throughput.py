@@ -66,9 +66,9 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from adapter.config import MovinetConfig
-    from adapter.dataset import load_subset
-    from adapter.sample_clips import RangeCache
+    from adapter.core.config import MovinetConfig
+    from adapter.datasets.layout import load_subset
+    from adapter.datasets.sample_clips import RangeCache
     from adapter.training.model import build_training_model, compile_for_training
     from adapter.training.pipeline import ClipLoader, make_dataset
     from tests.motion_dataset import write_motion_dataset

@@ -91,7 +91,7 @@ def train(data: str, output: str, options: list[str], seed: int) -> dict:
     """`movinet train DATA --output OUTPUT *options` with the random seed set; its training history."""
     import tf_keras
 
-    from adapter import cli
+    from adapter.cli import parser as cli
 
     tf_keras.utils.set_random_seed(seed)
     code = cli.main(["train", data, "--output", output, *options])

@@ -87,11 +87,11 @@ def main() -> None:
         from predict_pipeline import _ensure_hub_models
 
         _ensure_hub_models(None)
-    from adapter.model_options import offline_adapter, parse_set
-    from adapter.live import LiveSource
-    from adapter.preprocessing import preprocess_frame
-    from adapter.presets import preset_model
-    from adapter.watch import warm_up, watch_periods
+    from adapter.cli.options import offline_adapter, parse_set
+    from adapter.cli.watch import warm_up, watch_periods
+    from adapter.core.presets import preset_model
+    from adapter.video.live import LiveSource
+    from adapter.video.preprocessing import preprocess_frame
 
     adapter = offline_adapter(preset_model(args.model), parse_set(args.set))
     adapter.load(None)

@@ -2,7 +2,7 @@
 
 Run as ``python -m tests.distributed_run DATA_DIR OUTPUT_DIR`` in a fresh process: the two
 logical CPU devices must be configured before TensorFlow initialises its devices, which a
-test process (already running TensorFlow) cannot do. tests/test_training_scale.py runs it.
+test process (already running TensorFlow) cannot do. tests/training/test_scaling.py runs it.
 
 Both runs start from the same weights (a random a0 "fine-tuned" on the same labels, so the
 whole model carries over), train the head only (frozen backbone: batch norm then uses its
@@ -27,9 +27,9 @@ def main(data_root: str, output_root: str) -> dict:
     import numpy as np
     import tf_keras
 
-    from adapter import network
-    from adapter.config import MovinetConfig
-    from adapter.loading import FineTunedInfo, LoadedModel
+    from adapter.core.config import MovinetConfig
+    from adapter.model import network
+    from adapter.model.loading import FineTunedInfo, LoadedModel
     from adapter.training.fit import TrainingJob, fine_tune
     from adapter.training.model import classifier_head
     from adapter.training.resume import read_resume_state

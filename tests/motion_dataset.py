@@ -24,9 +24,8 @@ import itertools
 import json
 import mimetypes
 import os
+from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Sequence
-
 
 from tests.videos import generate_frames, write_frames, write_video
 

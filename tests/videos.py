@@ -22,7 +22,7 @@ from __future__ import annotations
 import fractions
 import os
 import struct
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np

@@ -26,7 +26,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adapter import __version__  # noqa: E402
-from adapter.presets import VARIANTS, json_number, kinetics_600_labels, preset_configurations  # noqa: E402
+from adapter.core.presets import json_number, kinetics_600_labels, preset_configurations
+from adapter.core.variants import VARIANTS  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

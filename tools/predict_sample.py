@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapter.errors import EXIT_HUB_UNAVAILABLE  # noqa: E402
+from adapter.core.errors import EXIT_HUB_UNAVAILABLE  # noqa: E402
 from tests.videos import write_video  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "sample.mp4"

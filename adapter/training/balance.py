@@ -6,9 +6,9 @@ A sample is one labelled range (adapter.dataset), so counts are of ranges, as th
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
-from adapter.dataset import Sample
+from adapter.datasets.layout import Sample
 
 logger = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ import logging
 import math
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import tf_keras
 from tqdm import tqdm
 
-from adapter.loading import FineTunedInfo, save_finetuned
-from adapter.training.curves import plot_training_curves
+from adapter.evaluation.plots import plot_training_curves
+from adapter.model.loading import FineTunedInfo, save_finetuned
 
 logger = logging.getLogger(__name__)
 

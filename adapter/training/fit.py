@@ -26,24 +26,19 @@ import os
 import shutil
 import tempfile
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 import tf_keras
 
-from adapter.config import MovinetConfig
-from adapter.dataset import load_subset
-from adapter.loading import DEFAULT_WEIGHTS_FILENAME, FineTunedInfo, LoadedModel
-from adapter.sample_clips import RangeCache
+from adapter.core.config import MovinetConfig
+from adapter.datasets.layout import load_subset
+from adapter.datasets.sample_clips import RangeCache
+from adapter.evaluation.metrics import confusion_matrix
+from adapter.evaluation.plots import plot_confusion_matrix
+from adapter.model.loading import DEFAULT_WEIGHTS_FILENAME, FineTunedInfo, LoadedModel
 from adapter.training import balance, scaling
-from adapter.training.callbacks import (
-    BestCheckpoint,
-    EpochMetrics,
-    EpochReporter,
-    MetricsSink,
-    TrainingCurves,
-)
-from adapter.training.curves import confusion_matrix, plot_confusion_matrix
+from adapter.training.callbacks import BestCheckpoint, EpochMetrics, EpochReporter, MetricsSink, TrainingCurves
 from adapter.training.model import build_training_model, compile_for_training
 from adapter.training.outputs import (
     BEST_CHECKPOINT,
@@ -232,6 +227,7 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         list(labels),
         os.path.join(output_path, CONFUSION_FILENAME),
         title=f"{validation_subset} subset, kept epoch {best.best_epoch + 1}",
+        unit="clips",
     )
     curves.confusion = {"epoch": best.best_epoch, "labels": list(labels), "counts": matrix.tolist()}
     curves.write(finished=True)

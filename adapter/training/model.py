@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import tf_keras
 
-from adapter import network
-from adapter.network import classifier_head
-from adapter.config import ConfigError, MovinetConfig
-from adapter.loading import LoadedModel, load_model
+from adapter.core.config import ConfigError, MovinetConfig
+from adapter.model import network
+from adapter.model.loading import LoadedModel, load_model
+from adapter.model.network import classifier_head
 from adapter.training import scaling
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 
-from adapter.loading import LoadedModel, save_finetuned
+from adapter.model.loading import LoadedModel, save_finetuned
 
 logger = logging.getLogger(__name__)
 

@@ -9,17 +9,19 @@ costs more CPU than two cores can hide behind the model (benchmarks/train_throug
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from adapter.config import MovinetConfig
-from adapter.dataset import Sample
-from adapter.preprocessing import CENTRE
-from adapter.sample_clips import RangeCache, read_clip
+from adapter.core.config import MovinetConfig
+from adapter.datasets.layout import Sample
+from adapter.datasets.sample_clips import (  # Validation clips are identical every epoch, so they are decoded once and kept in memory
+    RangeCache,
+    read_clip,
+)
+from adapter.video.preprocessing import CENTRE
 
-# Validation clips are identical every epoch, so they are decoded once and kept in memory
 # when they fit in this much.
 VALIDATION_CACHE_BYTES = 512 * 2**20
 

@@ -20,13 +20,13 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras
 
-from adapter.config import MovinetConfig
-from adapter.loading import FineTunedFolderError, find_finetuned
+from adapter.core.config import MovinetConfig
+from adapter.model.loading import FineTunedFolderError, find_finetuned
 from adapter.training.outputs import BEST_CHECKPOINT, HISTORY_FILENAME, LAST_CHECKPOINT, checkpoint_dir
 
 logger = logging.getLogger(__name__)

@@ -39,7 +39,8 @@ pytestmark = pytest.mark.skipif(
 
 import dtlpy as dl  # noqa: E402
 
-from adapter.presets import VARIANTS, kinetics_600_labels  # noqa: E402
+from adapter.core.presets import kinetics_600_labels
+from adapter.core.variants import VARIANTS  # noqa: E402
 from tests.motion_dataset import write_motion_dataset  # noqa: E402
 from tests.videos import write_text_as_video  # noqa: E402
 

@@ -1,0 +1,142 @@
+"""Watch: a live source's frames -> the stream model frame by frame -> one result per period.
+
+Each kept frame is a window of one frame for the stream classifier (whichever runtime the
+configuration selected), so a frame's result is ready one model step after it arrives.
+Results are grouped into periods of ``every`` seconds of source time; a period is reported
+as soon as its last frame has run:
+
+    {"start": 0.0, "end": 1.0, "frames": 5,
+     "top_k": [{"label": "...", "probability": 0.41}, ...],
+     "top1": {"label": "...", "probability": 0.37}}
+
+``start``/``end``: the period, seconds since the stream's first frame (the last period ends
+at its last frame's slot end). ``frames``: frames the model saw in it. ``top_k``: the
+stream model's output after the period's last frame (it pools every frame seen so far,
+what predict reports for a whole video). ``top1``: the period's own label, the mean of
+its frames' own probabilities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import math
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from adapter.video.clips import Clip
+from adapter.video.live import LiveFrame
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodResult:
+    """What the model saw in one period of the source."""
+
+    start: float
+    end: float
+    frames: int
+    top_k: list[tuple[str, float]]  # over everything seen so far, best first
+    top1: tuple[str, float]  # the period's own
+
+    def to_json(self) -> dict:
+        """The JSON line's fields.
+
+        Returns:
+            A dict of start, end, frames, top_k and top1 (labels with probabilities).
+        """
+        return {
+            "start": round(self.start, 6),
+            "end": round(self.end, 6),
+            "frames": self.frames,
+            "top_k": [{"label": label, "probability": round(p, 6)} for label, p in self.top_k],
+            "top1": {"label": self.top1[0], "probability": round(self.top1[1], 6)},
+        }
+
+
+class _Periods:
+    """Which period a slot falls in, on exact fractions (5 fps, every 0.2 s: no float drift)."""
+
+    def __init__(self, fps: float, every: float):
+        self.fps = fractions.Fraction(fps).limit_denominator(1_000_000)
+        self.every = fractions.Fraction(every).limit_denominator(1_000_000)
+
+    def of(self, slot: int) -> int:
+        return math.floor(slot / self.fps / self.every)
+
+    def last_slot(self, period: int) -> int:
+        """The last slot whose time k/fps is before the period's end."""
+        return math.ceil((period + 1) * self.every * self.fps) - 1
+
+
+def warm_up(classifier, imgz: int) -> None:
+    """Run one blank frame through the classifier, so its first call (tracing, allocation) is paid
+    before the source opens and not by a live stream's first frames, which would queue up behind it.
+
+    Args:
+        classifier: a stream classifier; each segments() call starts from fresh states, so this
+            one leaves nothing behind.
+        imgz: the model's frame size.
+    Returns:
+        None.
+    """
+    blank = Clip(np.zeros((1, imgz, imgz, 3), np.float32), 0, 0)
+    for _ in classifier.segments([blank]):
+        pass
+
+
+def watch_periods(
+    frames: Iterable[LiveFrame],
+    classifier,
+    labels: list[str],
+    *,
+    fps: float,
+    every: float = 1.0,
+    top_k: int = 3,
+) -> Iterator[PeriodResult]:
+    """Run the stream classifier frame by frame and yield one result per period, as each closes.
+
+    Args:
+        frames: preprocessed frames in order, each with its slot at ``fps``; may be endless.
+        classifier: a stream classifier (its segments() takes windows and yields
+            (window's segment, probabilities so far) per window).
+        labels: the model's labels, by class index.
+        fps: the rate the frames' slots count in.
+        every: the period length, seconds of source time.
+        top_k: labels per result.
+    Returns:
+        An iterator of PeriodResult; the last, possibly partial, period when the frames end.
+    """
+    if not (every > 0 and math.isfinite(every)):
+        raise ValueError(f"every must be a positive number of seconds, got {every!r}")
+    periods = _Periods(fps, every)
+    windows = (Clip(frame.image[None], frame.slot, frame.slot) for frame in frames)
+    current = None  # the open period: [index, own probability sum, frames, last slot, probabilities so far]
+
+    def close() -> PeriodResult:
+        period, own_sum, count, last, so_far = current
+        start = float(period * periods.every)
+        end = float(min((period + 1) * periods.every, (last + 1) / periods.fps))
+        best = np.argsort(-so_far, kind="stable")[:top_k]  # ties: the lower class index first, as argmax
+        own = own_sum / count
+        own_best = int(np.argmax(own))
+        return PeriodResult(
+            start, end, count, [(labels[i], float(so_far[i])) for i in best], (labels[own_best], float(own[own_best]))
+        )
+
+    for segment, so_far in classifier.segments(windows):
+        slot = segment.first_index
+        period = periods.of(slot)
+        if current is not None and current[0] != period:  # frames were missing up to here
+            yield close()
+            current = None
+        if current is None:
+            current = [period, np.zeros_like(segment.probabilities), 0, slot, so_far]
+        current[1] = current[1] + segment.probabilities
+        current[2] += 1
+        current[3], current[4] = slot, so_far
+        if slot >= periods.last_slot(period):
+            yield close()
+            current = None
+    if current is not None:
+        yield close()

@@ -1,0 +1,282 @@
+"""Typed adapter configuration, parsed once from the model entity's configuration dict.
+
+Every key has a default; a wrong value raises ConfigError naming the key, the value
+and what is allowed; an unknown key is a warning naming the closest known key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from adapter.core.errors import UsageError
+from adapter.core.variants import MODEL_IDS, MODEL_MODES, VARIANTS
+
+logger = logging.getLogger(__name__)
+
+RUNTIMES = ("tensorflow", "tflite")
+
+# Keys the Dataloop SDK and platform keep in a model's configuration. They are not
+# ours to validate, but they are not typos either.
+PLATFORM_KEYS = frozenset(
+    {
+        "include_background",
+        "include_model_annotations",
+        "upload_annotations",
+        "clean_annotations",
+        "overwrite_annotations",
+        "upload_features",
+        "root_path",
+        "data_path",
+        "output_path",
+        "label_to_id_map",
+        "predict_embed_timeout",
+        "column",
+    }
+)
+
+
+# Names users bring from other video and training tools, and the key they mean here.
+KEY_ALIASES = {
+    "resolution": "imgz",
+    "image_size": "imgz",
+    "img_size": "imgz",
+    "imgsz": "imgz",
+    "frame_rate": "fps",
+    "num_frames": "n_frames",
+    "frames": "n_frames",
+    "lr": "learning_rate",
+    "epochs": "num_epochs",
+    "mode": "model_mode",
+    "variant": "model_id",
+}
+
+
+CLASS_WEIGHTINGS = ("none", "balanced")
+
+
+class ConfigError(UsageError, ValueError):
+    """A configuration value that the adapter cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MovinetConfig:
+    # Documented keys and defaults (names fixed by the product).
+    hub_version: int = 3
+    model_id: str = "a0"
+    model_mode: str = "base"
+    imgz: int = 224
+    batch_size: int = 2
+    num_epochs: int = 8
+    n_frames: int = 13
+    top_k: int = 3
+    learning_rate: float = 0.001
+    # Frame rate the video is resampled to; None means the variant's recommended rate.
+    fps: float | None = None
+    # A mirror URL or local SavedModel directory used instead of the tfhub.dev handle.
+    hub_handle: str | None = None
+    # Also label each clip (base) or window (stream) over its own frame range.
+    temporal_annotations: bool = False
+    # evaluate_model scores top-1 whole-video annotations; temporal ones only when this asks.
+    evaluate_temporal_annotations: bool = False
+    # Fine-tuning.
+    freeze_backbone: bool = False
+    pretrained: bool = True
+    augment: bool = True
+    dropout_rate: float = 0.2
+    # float16 compute with float32 variables and head: "auto" (on when TensorFlow sees a GPU), true, false.
+    mixed_precision: str | bool = "auto"
+    # Loss weights per class: "none", or "balanced" (inversely proportional to the train subset's counts).
+    class_weighting: str = "none"
+    # Written by save(): the fine-tuned weights in the model's artifacts and their labels.
+    weights_filename: str | None = None
+    id_to_label_map: dict | None = None
+    # Length of the vectors embed uploads (the SDK sizes the feature set with it); None means
+    # the variant's pooled-feature size, the only length the network produces.
+    embeddings_size: int | None = None
+    # How the model runs: "tensorflow" or "tflite" (LiteRT); None: tflite (base on a GPU: tensorflow).
+    runtime: str | None = None
+    # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
+    predict_embed_subset_limit: int = 1000
+
+    @property
+    def frame_rate(self) -> float:
+        """The rate (frames per second) videos are resampled to before the model."""
+        return float(self.fps) if self.fps is not None else float(VARIANTS[self.model_id].fps)
+
+    @property
+    def resolved_runtime(self) -> str:
+        """The runtime prediction uses on CPU: runtime when set, else "tflite" (faster per step and to start).
+
+        (tflite_runtime.runtime_for keeps unset base models on "tensorflow" where there is a GPU.)
+        """
+        return self.runtime if self.runtime is not None else "tflite"
+
+    @property
+    def variant_embeddings_size(self) -> int:
+        """The length of this variant's embeddings (its pooled backbone feature)."""
+        return VARIANTS[self.model_id].embeddings_size
+
+    def check_embeddings_size(self) -> int:
+        """The embeddings size to upload with; a set embeddings_size must be the variant's.
+
+        Returns:
+            The variant's embeddings size.
+        Raises:
+            ConfigError: embeddings_size is set to another length (vectors of that length
+                cannot be produced, and the SDK would skip every vector).
+        """
+        expected = self.variant_embeddings_size
+        if self.embeddings_size is not None and self.embeddings_size != expected:
+            raise ConfigError(
+                f"configuration key 'embeddings_size': {self.embeddings_size!r} does not match "
+                f"movinet-{self.model_id}, whose embeddings have {expected} values; set it to {expected} or remove it"
+            )
+        return expected
+
+    @classmethod
+    def from_dict(cls, configuration: Mapping[str, Any] | None) -> MovinetConfig:
+        """Validate a configuration mapping; absent keys take their defaults."""
+        if configuration is None:
+            configuration = {}
+        if not isinstance(configuration, Mapping):
+            raise ConfigError(
+                f"the configuration must be a mapping of key to value, got {type(configuration).__name__}"
+            )
+        configuration = dict(configuration)
+        known = {field.name for field in dataclasses.fields(cls)}
+        for key in configuration:
+            if key in known or key in PLATFORM_KEYS:
+                continue
+            suggestion = KEY_ALIASES.get(str(key).lower())
+            if suggestion is None:
+                close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+                suggestion = close[0] if close else None
+            hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+            logger.warning("Unknown configuration key %r is ignored%s", key, hint)
+        values = {key: configuration[key] for key in known if key in configuration}
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def replace(self, **changes) -> MovinetConfig:
+        config = dataclasses.replace(self, **changes)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        _check_int(self, "hub_version", minimum=1)
+        _check_choice(self, "model_id", MODEL_IDS)
+        _check_choice(self, "model_mode", MODEL_MODES)
+        # MoViNet downsamples space by 32; smaller frames leave nothing to pool.
+        _check_int(self, "imgz", minimum=32)
+        _check_int(self, "batch_size", minimum=1)
+        _check_int(self, "num_epochs", minimum=1)
+        _check_int(self, "n_frames", minimum=1)
+        _check_int(self, "top_k", minimum=1)
+        _check_int(self, "predict_embed_subset_limit", minimum=1)
+        _check_number(self, "learning_rate", exclusive_minimum=0.0)
+        if self.fps is not None:
+            _check_number(self, "fps", exclusive_minimum=0.0)
+        _check_number(self, "dropout_rate", minimum=0.0, exclusive_maximum=1.0)
+        if not isinstance(self.mixed_precision, bool) and self.mixed_precision != "auto":
+            _fail("mixed_precision", self.mixed_precision, "'auto', true or false")
+        _check_choice(self, "class_weighting", CLASS_WEIGHTINGS)
+        for key in (
+            "temporal_annotations",
+            "evaluate_temporal_annotations",
+            "freeze_backbone",
+            "pretrained",
+            "augment",
+        ):
+            _check_bool(self, key)
+        for key in ("hub_handle", "weights_filename"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                _fail(key, value, "a non-empty string or null")
+        if self.id_to_label_map is not None:
+            _check_label_map(self.id_to_label_map)
+        if self.embeddings_size is not None:
+            _check_int(self, "embeddings_size", minimum=1)
+        if self.runtime is not None:
+            _check_choice(self, "runtime", RUNTIMES)
+
+    def labels_from_map(self) -> list[str] | None:
+        """id_to_label_map as a list ordered by class index, or None when unset."""
+        if self.id_to_label_map is None:
+            return None
+        return [self.id_to_label_map[key] for key in sorted(self.id_to_label_map, key=int)]
+
+
+def _fail(key: str, value: Any, allowed: str):
+    raise ConfigError(f"configuration key {key!r}: {value!r} is not allowed; expected {allowed}")
+
+
+def _check_int(config, key, minimum):
+    value = getattr(config, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(key, value, f"an integer >= {minimum}")
+
+
+def _check_number(config, key, minimum=None, exclusive_minimum=None, exclusive_maximum=None):
+    value = getattr(config, key)
+    allowed = "a number" + "".join(
+        text
+        for bound, text in (
+            (minimum, f" >= {minimum}"),
+            (exclusive_minimum, f" > {exclusive_minimum}"),
+            (exclusive_maximum, f" < {exclusive_maximum}"),
+        )
+        if bound is not None
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(key, value, allowed)
+    if (
+        (minimum is not None and value < minimum)
+        or (exclusive_minimum is not None and value <= exclusive_minimum)
+        or (exclusive_maximum is not None and value >= exclusive_maximum)
+    ):
+        _fail(key, value, allowed)
+
+
+def _check_label_map(mapping):
+    key = "id_to_label_map"
+    if not isinstance(mapping, Mapping) or not mapping:
+        _fail(key, mapping, "a non-empty mapping of class index to label")
+    try:
+        indices = sorted(int(index) for index in mapping)
+    except (TypeError, ValueError):
+        bad = [index for index in mapping if not str(index).lstrip("-").isdigit()]
+        raise ConfigError(f"configuration key {key!r}: class indices {bad[:5]!r} are not integers") from None
+    missing = sorted(set(range(len(indices))) - set(indices))
+    if missing or len(set(indices)) != len(indices):
+        raise ConfigError(
+            f"configuration key {key!r}: class indices must be 0..{len(indices) - 1} without gaps or repeats; "
+            f"missing {missing[:10]!r}"
+        )
+    labels = list(mapping.values())
+    bad_labels = [label for label in labels if not isinstance(label, str) or not label]
+    if bad_labels:
+        raise ConfigError(f"configuration key {key!r}: labels must be non-empty strings, got {bad_labels[:5]!r}")
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(f"configuration key {key!r}: labels {duplicates[:5]!r} appear more than once")
+
+
+def _check_choice(config, key, choices):
+    value = getattr(config, key)
+    if value not in choices:
+        _fail(key, value, "one of " + ", ".join(repr(choice) for choice in choices))
+
+
+def _check_bool(config, key):
+    value = getattr(config, key)
+    if not isinstance(value, bool):
+        _fail(key, value, "true or false")

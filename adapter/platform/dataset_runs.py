@@ -1,0 +1,160 @@
+"""Dataset-wide runs (predict_dataset, evaluate_model): go on over the good items, report the bad.
+
+The SDK runs predict_items page by page inside one execution; an error from one page would
+abort the pages after it, and evaluate_model would never score. A DatasetRun collects each
+page's failures instead, and the run's end reports them (log and return value). Only a run
+in which every item failed is an error: there is nothing to keep or to score. A failed item
+keeps the annotations it had, which are not this run's predictions, so evaluation scores the
+run's items without the failed ones (scoring_filters), from a download of their annotations
+into a fresh folder (downloading_annotations_to).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import importlib
+import logging
+import types
+from collections.abc import Iterable, Iterator, Sequence
+
+from adapter.core.errors import MovinetError
+
+logger = logging.getLogger(__name__)
+
+
+class EveryItemFailed(MovinetError):
+    """A dataset run in which no item could be processed."""
+
+
+class DatasetRun:
+    """The items one predict_dataset or evaluate_model run attempted, and those that failed."""
+
+    def __init__(self, action: str):
+        """Start a run.
+
+        Args:
+            action: what the run does, for messages ("prediction", "evaluation").
+        """
+        self.action = action
+        self.attempted = 0
+        self.failures: list[tuple[str, str]] = []
+        self.failed_item_ids: set[str] = set()
+
+    def record(self, attempted: int, failures: Sequence[tuple[str, str]], failed_item_ids: Iterable[str] = ()) -> None:
+        """Add one predict_items call: how many items it was given and which failed (name, reason).
+
+        Args:
+            attempted: items in the call.
+            failures: (item name, reason) of each failed item.
+            failed_item_ids: the platform ids of those items.
+        """
+        self.attempted += attempted
+        self.failures.extend(failures)
+        self.failed_item_ids.update(failed_item_ids)
+        for name, reason in failures:
+            logger.warning("%s goes on without %s: %s", self.action.capitalize(), name, reason)
+
+    def finish(self) -> dict:
+        """End the run: log the summary; raise EveryItemFailed when items were attempted and none succeeded.
+
+        Returns:
+            {"items": attempted, "succeeded": count, "failed": [{"item": name, "reason": reason}, ...]}.
+        """
+        succeeded = self.attempted - len(self.failures)
+        if self.attempted and succeeded <= 0:
+            lines = "\n".join(f"- {name}: {reason}" for name, reason in self.failures)
+            raise EveryItemFailed(
+                f"{self.action.capitalize()} failed for every one of the {self.attempted} item(s):\n{lines}"
+            )
+        if self.failures:
+            logger.warning(
+                "%s finished over %d of %d item(s); %d failed: %s",
+                self.action.capitalize(),
+                succeeded,
+                self.attempted,
+                len(self.failures),
+                "; ".join(name for name, _ in self.failures),
+            )
+        else:
+            logger.info("%s finished over all %d item(s)", self.action.capitalize(), self.attempted)
+        return {
+            "items": self.attempted,
+            "succeeded": succeeded,
+            "failed": [{"item": name, "reason": reason} for name, reason in self.failures],
+        }
+
+    def scoring_filters(self, filters):
+        """The run's item filters without the items that failed, for scoring.
+
+        A failed item kept its earlier annotations of this model (another run's, maybe another
+        top_k or weights); scoring them as this run's predictions would report a result the run
+        did not produce.
+
+        Args:
+            filters: the run's dl.Filters, a DQL dict, or None (every item).
+
+        Returns:
+            filters itself when nothing failed, else a dl.Filters of its query AND id not in the failed ids.
+        """
+        import dtlpy as dl
+
+        if not self.failed_item_ids:
+            return filters
+        if filters is None:
+            filters = dl.Filters()
+        elif isinstance(filters, dict):  # a DQL query, or only its "filter" part, as the SDK accepts it
+            filters = dl.Filters(custom_filter=copy.deepcopy(filters))
+        query = copy.deepcopy(filters.prepare())
+        excluded = {"id": {"$nin": sorted(self.failed_item_ids)}}
+        query["filter"] = {"$and": [query.get("filter") or {}, excluded]}
+        return dl.Filters(custom_filter=query)
+
+
+def downloading_annotations_to(dataset, folder: str):
+    """A copy of the dataset entity whose download_annotations writes into folder.
+
+    dtlpymetrics' create_model_score downloads the filtered items' annotations to the SDK's
+    default folder for the dataset and scores every item JSON it finds there, so files left by
+    an earlier run (other filters, items that failed now) would be scored too. Given an
+    empty folder, it scores exactly what this download brings.
+
+    Args:
+        dataset: the dl.Dataset being evaluated.
+        folder: an empty folder.
+
+    Returns:
+        A shallow copy of dataset (same id, items, client) with that one method bound to folder.
+    """
+    scoring_dataset = copy.copy(dataset)
+    scoring_dataset.download_annotations = functools.partial(dataset.download_annotations, local_path=folder)
+    return scoring_dataset
+
+
+SDK_FLOWS_MODULE = "dtlpy.ml.base_model_adapter"
+SCORING_MODULE = "dtlpymetrics.scoring.models"
+
+
+@contextlib.contextmanager
+def progress_bars_on_terminal_only(module_name: str = SDK_FLOWS_MODULE) -> Iterator[None]:
+    """Within the block, a library module's tqdm bars show only when their stream is a terminal.
+
+    A service's log is not a terminal: there the bars would be carriage-return fragments,
+    and the adapter logs a line per batch instead. The SDK's flows (SDK_FLOWS_MODULE) and
+    dtlpymetrics' scoring (SCORING_MODULE) call tqdm.tqdm(...) through their module's tqdm
+    name; tqdm's own disable=None is exactly "off unless a terminal".
+
+    Args:
+        module_name: the module whose tqdm calls change.
+
+    Returns:
+        A context manager.
+    """
+    module = importlib.import_module(module_name)
+    original = module.tqdm
+    module.tqdm = types.SimpleNamespace(tqdm=functools.partial(original.tqdm, disable=None))
+    try:
+        yield
+    finally:
+        module.tqdm = original

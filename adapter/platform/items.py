@@ -1,0 +1,65 @@
+"""Platform items as predict() inputs: each downloaded to its own folder, or a local file as an item entity.
+
+prepare_item_func is called from 16 threads at once and an exception there would abort
+the whole call, so a problem with one item is carried in VideoInput.error instead and
+reported by predict() for that item alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+
+import dtlpy as dl
+
+from adapter.core.errors import MovinetError
+from adapter.video.inputs import VideoInput
+from adapter.video.reader import is_video_mimetype
+
+logger = logging.getLogger(__name__)
+
+
+class ItemError(MovinetError, ValueError):
+    """An item that cannot be predicted (not a video, not downloadable); names the item."""
+
+
+def describe_item(item: dl.Item) -> str:
+    return f"item {item.name!r} (id {item.id})"
+
+
+def download_item(item: dl.Item) -> VideoInput:
+    name = describe_item(item)
+    if not is_video_mimetype(item.mimetype):
+        error = f"{name} is not a video (mimetype {item.mimetype!r}); MoViNet classifies video items only"
+        logger.error(error)
+        return VideoInput(name=name, path=None, item=item, error=error)
+    download_dir = tempfile.mkdtemp(prefix="movinet-item-")
+    try:
+        path = item.download(local_path=download_dir, overwrite=True)
+    except Exception as err:  # the SDK raises many kinds; any of them fails this item only
+        shutil.rmtree(download_dir, ignore_errors=True)
+        error = f"{name} could not be downloaded: {err}"
+        logger.error(error)
+        return VideoInput(name=name, path=None, item=item, error=error)
+    return VideoInput(name=name, path=path, item=item, download_dir=download_dir)
+
+
+def local_item(path: str, fps: float | None) -> dl.Item:
+    """An offline item entity for a local file, so annotations carry frame numbers and times."""
+    name = os.path.basename(path)
+    return dl.Item.from_json(
+        _json={
+            "id": f"local-{uuid.uuid4().hex[:12]}",
+            "filename": "/" + name,
+            "name": name,
+            "type": "file",
+            "metadata": {"fps": fps, "system": {"mimetype": "video/*", "fps": fps}},
+        },
+        client_api=dl.client_api,
+        dataset=None,
+        project=None,
+        is_fetched=False,
+    )

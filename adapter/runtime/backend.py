@@ -1,0 +1,64 @@
+"""The one place that chooses how a model runs: TensorFlow or LiteRT (the "runtime" key).
+
+make_classifier() returns the classifier prediction and embedding use; callers never pick a
+runtime themselves. An unset runtime means tflite (faster per step and to start on CPU), except
+base models where TensorFlow sees a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from adapter.core.config import MovinetConfig
+from adapter.model.loading import LoadedModel
+from adapter.runtime.conversion import convert_stream
+from adapter.runtime.conversion_cache import cached_conversion
+from adapter.runtime.litert_backend import TFLiteStreamClassifier
+from adapter.runtime.tf_backend import BaseVideoClassifier, StreamVideoClassifier
+
+logger = logging.getLogger(__name__)
+
+
+def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Callable | None = None):
+    """The classifier prediction and embedding use, for the configuration's runtime.
+
+    Args:
+        config: the loaded configuration (model_mode, runtime, imgz, batch_size).
+        loaded: the model load_model() resolved.
+        converter: converts (loaded, config) to the step and head flatbuffers; the default
+            converts with tflite_export (tests pass a spy).
+    Returns:
+        A BaseVideoClassifier, TFLiteBaseClassifier, StreamVideoClassifier or
+        TFLiteStreamClassifier; all offer classify() and embed(), the stream ones segments() too.
+    """
+    runtime = runtime_for(config)
+    if config.model_mode == "base":
+        if runtime == "tensorflow":
+            return BaseVideoClassifier(loaded.model, config.batch_size)
+        from adapter.runtime import conversion, litert_backend
+
+        (clip,) = cached_conversion(loaded, config, converter or conversion.convert_base, (conversion.CLIP_FILE,))
+        return litert_backend.TFLiteBaseClassifier(clip)
+    if runtime == "tensorflow":
+        return StreamVideoClassifier(loaded.model)
+    step, head = cached_conversion(loaded, config, converter or convert_stream)
+    return TFLiteStreamClassifier(step, head)
+
+
+def runtime_for(config: MovinetConfig, gpus: list | None = None) -> str:
+    """The runtime the model runs on here: the configured one, else tflite, except base models on a GPU.
+
+    Args:
+        config: the configuration (runtime, model_mode).
+        gpus: the visible GPUs (None: ask TensorFlow, only when it matters).
+    Returns:
+        "tensorflow" or "tflite".
+    """
+    if config.runtime is None and config.model_mode == "base":
+        from adapter.model.layer_swaps import (
+            temporal_taps_preferred,  # LiteRT runs on the CPU only: a GPU service keeps the base network on it (unmeasured there).
+        )
+
+        return "tflite" if temporal_taps_preferred(gpus) else "tensorflow"
+    return config.resolved_runtime

@@ -1,0 +1,166 @@
+"""The results of a base or stream classifier, computed once for every runtime.
+
+ClipClassifier (base): each clip's probabilities and segment, the video's mean probabilities and
+mean pooled feature. WindowClassifier (stream): windows in order with the model's states carried;
+the model pools its head feature as a running sum and frame count in the states, so a window's own
+probabilities are the head applied to the mean feature of its frames, the video's are the final
+output, and the embedding is the mean over every frame seen. A runtime (tf_backend, litert_backend)
+only runs the model: subclasses supply logits, features or steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from adapter.runtime.results import (  # The head's global average pool keeps a running sum and frame count in the stream states.
+    Segment,
+    VideoPrediction,
+    softmax,
+    unit_vector,
+)
+from adapter.video.clips import Clip
+
+_HEAD_POOL_SUM = "state_head_pool_buffer"
+
+
+_HEAD_POOL_COUNT = "state_head_pool_frame_count"
+
+
+def _segment(clip: Clip, probabilities: np.ndarray) -> Segment:
+    best = int(np.argmax(probabilities))
+    return Segment(clip.first_index, clip.last_index, best, float(probabilities[best]), probabilities)
+
+
+class ClipClassifier:
+    """A base-mode classifier's results, whatever runs the model (a runtime supplies the outputs).
+
+    Subclasses yield, per group of clips, the clips with their logits (_logits) or their pooled
+    "head" features (_features); the video is the clips' mean.
+    """
+
+    def _logits(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
+        raise NotImplementedError
+
+    def _features(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
+        raise NotImplementedError
+
+    def classify(self, clips: Iterable[Clip]) -> VideoPrediction:
+        """The video's prediction: each clip's segment and the clips' mean probabilities.
+
+        Args:
+            clips: the video's clips of n_frames.
+        Returns:
+            The VideoPrediction.
+        """
+        probability_sum = None
+        segments: list[Segment] = []
+        for batch, logits in self._logits(clips):
+            probabilities = softmax(logits)
+            batch_sum = probabilities.sum(axis=0)
+            probability_sum = batch_sum if probability_sum is None else probability_sum + batch_sum
+            segments.extend(_segment(clip, p) for clip, p in zip(batch, probabilities))
+        if not segments:
+            raise ValueError("no clip to classify")
+        return VideoPrediction(probability_sum / len(segments), segments)
+
+    def embed(self, clips: Iterable[Clip]) -> np.ndarray:
+        """The video's embedding: the clips' mean pooled feature, unit length.
+
+        Args:
+            clips: the video's clips, as classify takes them.
+        Returns:
+            A 1-D float32 array of the variant's embeddings size and norm 1.
+        """
+        feature_sum = None
+        count = 0
+        for batch, features in self._features(clips):
+            features = np.asarray(features).reshape(len(batch), -1)
+            feature_sum = features.sum(axis=0) if feature_sum is None else feature_sum + features.sum(axis=0)
+            count += len(batch)
+        if count == 0:
+            raise ValueError("no clip to embed")
+        return unit_vector(feature_sum / count)
+
+
+class WindowClassifier:
+    """A stream-mode classifier's results, whatever runs the model (a runtime supplies the steps).
+
+    The model pools its head feature as a running sum and frame count in its states, so a
+    window's own probabilities are the head applied to the mean feature of its frames, and
+    the embedding is the mean over every frame seen. Subclasses yield, per window,
+    (window, logits so far, states before, states after) from _steps and apply the
+    classifier head to a pooled feature in _head_logits.
+    """
+
+    def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
+        raise NotImplementedError
+
+    def _head_logits(self, feature: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def segments(self, windows: Iterable[Clip]) -> Iterator[tuple[Segment, np.ndarray]]:
+        """Classify windows as they arrive, one result per window (live sources, long videos).
+
+        Args:
+            windows: the video's windows, in order; may be endless.
+        Returns:
+            An iterator of (the window's own segment, probabilities over everything seen so far),
+            each ready as soon as its window has run.
+        """
+        for window, logits, before, states in self._steps(windows):
+            frames_in_window = _frame_count(states) - _frame_count(before)
+            pooled_sum = np.asarray(states[_HEAD_POOL_SUM]) - np.asarray(before[_HEAD_POOL_SUM])
+            own = softmax(self._head_logits((pooled_sum / frames_in_window).astype(np.float32)))[0]
+            # The model's own output pools every frame seen so far.
+            yield _segment(window, own), softmax(logits)[0]
+
+    def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
+        """The video's prediction: the final output (every frame pooled) and each window's segment.
+
+        Args:
+            windows: the video's windows, in order.
+        Returns:
+            The VideoPrediction.
+        """
+        return classify_stream(self.segments(windows))
+
+    def embed(self, windows: Iterable[Clip]) -> np.ndarray:
+        """The video's embedding: the pooled feature over every frame (what the final output projects).
+
+        Args:
+            windows: the video's windows, in order, as classify takes them.
+        Returns:
+            A 1-D float32 array of the variant's embeddings size and norm 1.
+        """
+        states = None
+        for _, _, _, states in self._steps(windows):
+            pass
+        if states is None:
+            raise ValueError("no window to embed")
+        return unit_vector(np.asarray(states[_HEAD_POOL_SUM]) / _frame_count(states))
+
+
+def _frame_count(states: dict) -> float:
+    return float(np.asarray(states[_HEAD_POOL_COUNT]).reshape(-1)[0])
+
+
+def classify_stream(results: Iterable[tuple[Segment, np.ndarray]]) -> VideoPrediction:
+    """A whole video's prediction from a stream classifier's per-window results.
+
+    Args:
+        results: (segment, probabilities so far) per window, as a stream classifier's
+            segments() yields them.
+    Returns:
+        The video's prediction: the last window's probabilities so far, and every segment.
+    Raises:
+        ValueError: there was no window.
+    """
+    segments: list[Segment] = []
+    probabilities = None
+    for segment, probabilities in results:
+        segments.append(segment)
+    if probabilities is None:
+        raise ValueError("no window to classify")
+    return VideoPrediction(probabilities, segments)

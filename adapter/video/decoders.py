@@ -1,0 +1,236 @@
+"""Decoders for adapter/video.py: FFmpeg through PyAV (the default) and OpenCV.
+
+A decoder turns a video file into ``(index, frame)`` pairs in display order, where
+``frame`` converts the decoded picture to a BGR ``uint8`` array when called (only the
+frames the resampling keeps are converted) and ``index`` is the frame's place in the
+video's own numbering. Errors from the codec or the demuxer raise
+:class:`DecodeError`; :class:`adapter.video.VideoReader` turns them into messages
+naming the video.
+
+The PyAV decoder is told which indices are wanted. For H.264 it then leaves out the
+pictures that are neither wanted nor used as a reference by any other picture (see
+adapter/h264.py): their packets are never decoded, and such a frame comes out as
+``(index, None)``. The frames that are decoded are bit for bit the same as in a full
+decode; the saving is in the README (Benchmarks, decoding backends).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from adapter.core.devices import usable_cores
+from adapter.video.h264 import length_prefix_size, slice_reference_flags
+
+logger = logging.getLogger(__name__)
+
+
+class DecodeError(Exception):
+    """Raised by a decoder when the codec or demuxer fails (not at a clean end of stream)."""
+
+
+# A decoded frame that has not been converted yet: calling it returns the BGR image. It
+# is only valid until the decoder is advanced to the next frame.
+LazyFrame = Callable[[], np.ndarray]
+# Which frame indices the caller will convert; the others may be left undecoded.
+Wanted = Callable[[int], bool]
+
+
+def ffmpeg_reason(err: Exception) -> str:
+    """The reason an FFmpeg error gives, without the errno and file name.
+
+    Args:
+        err: an av.error.FFmpegError (or any exception).
+    Returns:
+        The strerror (or str(err)), without a trailing full stop.
+    """
+    reason = getattr(err, "strerror", None) or str(err)
+    return str(reason).rstrip(".")
+
+
+def pyav_converter(frame) -> LazyFrame:
+    """A LazyFrame converting one decoded av.VideoFrame to BGR, turned for display.
+
+    Args:
+        frame: an av.VideoFrame.
+    Returns:
+        A function returning the H x W x 3 uint8 BGR image.
+    """
+
+    def convert() -> np.ndarray:
+        image = frame.to_ndarray(format="bgr24")
+        # Phone videos store a display rotation (counter-clockwise degrees) instead of
+        # rotating the pixels; apply it so the frames look as players show them
+        # (OpenCV does the same by default). Mirroring flags are rare and ignored.
+        quarter_turns = round((frame.rotation or 0) / 90) % 4
+        if quarter_turns:
+            image = np.ascontiguousarray(np.rot90(image, quarter_turns))
+        return image
+
+    return convert
+
+
+def threading_for(slices_per_picture: int, cores: int) -> str:
+    """FFmpeg's threading for a stream: slice threads when the slices can keep every core busy.
+
+    Slice threads decode the slices of one picture in parallel and frame threads
+    several pictures at once; frame threads wait on each other's reference rows, so
+    when there are as many slices as cores, slice threading is the faster one (README,
+    Benchmarks), and otherwise only frame threads use every core.
+
+    Args:
+        slices_per_picture: coded slices in the stream's first picture (0 if unknown).
+        cores: CPU cores this process may use.
+    Returns:
+        "SLICE" or "AUTO" (frame threads where the codec has them).
+    """
+    return "SLICE" if slices_per_picture >= max(cores, 2) else "AUTO"
+
+
+def _display_ranks(path: str, stream_index: int) -> dict[int, int] | None:
+    """Each packet's display position from its timestamp, read without decoding.
+
+    Returns None (decode everything) when the timestamps cannot say it: a missing or
+    repeated pts, or a demuxing error.
+    """
+    import av
+
+    timestamps = []
+    try:
+        with av.open(path) as container:
+            for packet in container.demux(container.streams[stream_index]):
+                # Packets an edit list cuts are decoded (others may refer to them) but
+                # not shown, so they have no display position.
+                if packet.size and not packet.is_discard:
+                    timestamps.append(packet.pts)
+    except av.error.FFmpegError:
+        return None
+    if None in timestamps or len(set(timestamps)) != len(timestamps):
+        return None
+    return {pts: rank for rank, pts in enumerate(sorted(timestamps))}
+
+
+class PyAVDecoder:
+    """Decodes with PyAV (FFmpeg); frames are converted to ndarrays only on request.
+
+    Args:
+        path: the video file.
+        stream_index: the container's index of the video stream to decode.
+        thread_type: FFmpeg's threading ("AUTO", "SLICE", "FRAME", "NONE"); None picks
+            it from the stream with threading_for().
+        skip_unreferenced: leave out H.264 pictures that are neither wanted nor
+            referenced (False decodes every picture, for comparisons).
+    """
+
+    name = "pyav"
+
+    def __init__(
+        self, path: str, stream_index: int = 0, *, thread_type: str | None = None, skip_unreferenced: bool = True
+    ):
+        self.path = path
+        self.stream_index = stream_index
+        self.thread_type = thread_type
+        self.skip_unreferenced = skip_unreferenced
+
+    def frames(self, wanted: Wanted | None = None) -> Iterator[tuple[int, LazyFrame | None]]:
+        """Yields (index, LazyFrame) for decoded frames and (index, None) for left-out ones.
+
+        Args:
+            wanted: which indices the caller converts; None means all of them.
+        Returns:
+            An iterator over the video's frames; decoded frames come in display order.
+        Raises:
+            DecodeError: the file cannot be opened, or demuxing or decoding failed.
+        """
+        import av
+
+        try:
+            container = av.open(self.path)
+        except av.error.FFmpegError as err:
+            raise DecodeError(f"cannot be opened: {ffmpeg_reason(err)}") from err
+        try:
+            stream = container.streams[self.stream_index]
+            h264 = stream.codec_context.name == "h264"
+            prefix_size = length_prefix_size(stream.codec_context.extradata) if h264 else None
+            ranks = None
+            if h264 and wanted is not None and self.skip_unreferenced:
+                ranks = _display_ranks(self.path, self.stream_index)
+            opened = False
+            previous = -1
+            # demux() ends with an empty packet whose decode() flushes the decoder,
+            # so frames held back for reordering or by frame threads come out too.
+            for packet in container.demux(stream):
+                # The slices are read for the threading choice and for pictures that may be left out.
+                reads_slices = h264 and packet.size and (not opened or ranks is not None)
+                slices = slice_reference_flags(bytes(packet), prefix_size) if reads_slices else []
+                if not opened:
+                    stream.thread_type = self.thread_type or threading_for(len(slices), usable_cores())
+                    opened = True
+                if ranks is not None and slices and not any(slices) and not packet.is_discard:
+                    rank = ranks.get(packet.pts)
+                    if rank is not None and not wanted(rank):
+                        yield rank, None
+                        continue
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as err:
+                    raise DecodeError(ffmpeg_reason(err)) from err
+                for frame in decoded:
+                    index = ranks.get(frame.pts, previous + 1) if ranks is not None else previous + 1
+                    previous = index
+                    yield index, pyav_converter(frame)
+        except av.error.FFmpegError as err:  # demuxing (reading the file) failed
+            raise DecodeError(ffmpeg_reason(err)) from err
+        finally:
+            container.close()
+
+
+class Cv2Decoder:
+    """Decodes with OpenCV's VideoCapture: grab() decodes, retrieve() converts.
+
+    OpenCV cannot tell a decoding error from the end of the stream (grab() returns
+    False for both); VideoReader compares the frame count with the one the
+    container declares to catch a video that stopped early. OpenCV picks the video
+    stream itself, so ``stream_index`` is not used, and every frame is decoded.
+    """
+
+    name = "cv2"
+
+    def __init__(self, path: str, stream_index: int = 0):
+        self.path = path
+
+    def frames(self, wanted: Wanted | None = None) -> Iterator[tuple[int, LazyFrame]]:
+        """Yields (index, LazyFrame) for every frame; ``wanted`` is not used.
+
+        Args:
+            wanted: ignored (grab() decodes every frame anyway).
+        Returns:
+            An iterator over the video's frames in display order.
+        Raises:
+            DecodeError: the file cannot be opened, or a frame cannot be converted.
+        """
+        import cv2
+
+        capture = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
+        try:
+            if not capture.isOpened():
+                raise DecodeError("cannot be opened by OpenCV")
+
+            def convert() -> np.ndarray:
+                ok, image = capture.retrieve()
+                if not ok or image is None:
+                    raise DecodeError("a decoded frame could not be converted")
+                return image
+
+            index = 0
+            while capture.grab():
+                yield index, convert
+                index += 1
+        finally:
+            capture.release()
+
+
+DECODERS = {"pyav": PyAVDecoder, "cv2": Cv2Decoder}
+DEFAULT_DECODER = "pyav"

@@ -1,0 +1,38 @@
+"""Probabilities -> labelled ranges: top-k ordering, tiling and merging of temporal ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adapter.platform.annotations import LabelledRange
+from adapter.runtime.results import Segment, temporal_ranges, top_k_labels
+
+LABELS = ["walk", "run", "jump", "swim"]
+
+
+def test_top_k_orders_by_probability_and_never_exceeds_the_label_count():
+    probabilities = np.array([0.1, 0.5, 0.15, 0.25])
+
+    assert top_k_labels(probabilities, LABELS, 3) == [("run", 0.5), ("swim", 0.25), ("jump", 0.15)]
+    assert [label for label, _ in top_k_labels(probabilities, LABELS, 10)] == ["run", "swim", "jump", "walk"]
+
+
+def test_ranges_tile_the_video_and_equal_neighbours_merge_with_frame_weighted_confidence():
+    # Sampled clips at 5 fps of a 30 fps video: they own frames from their first sampled frame on.
+    segments = [
+        Segment(first_index=0, last_index=18, class_index=0, confidence=0.9),
+        Segment(first_index=24, last_index=42, class_index=0, confidence=0.6),
+        Segment(first_index=48, last_index=66, class_index=2, confidence=0.7),
+    ]
+
+    ranges = temporal_ranges(segments, LABELS, last_frame=70)
+
+    # walk: frames 0-23 (24 frames at 0.9) and 24-47 (24 frames at 0.6) -> one range at 0.75.
+    assert ranges == [LabelledRange("walk", 0, 47, pytest.approx(0.75)), LabelledRange("jump", 48, 70, 0.7)]
+
+
+def test_the_first_range_starts_at_frame_zero_even_if_its_first_sample_does_not():
+    ranges = temporal_ranges([Segment(3, 9, 1, 0.4)], LABELS, last_frame=11)
+
+    assert ranges == [LabelledRange("run", 0, 11, 0.4)]

@@ -1,0 +1,210 @@
+"""The "tflite" runtime: the converted stream model run by LiteRT gives the TensorFlow path's
+results, and its conversion is cached by what it was made from and reused.
+
+One real conversion (a0 stream at imgz 48) is shared by the module and kept in the test model
+cache beside the exported model, so later runs reuse it; the cache's bookkeeping is tested
+with stand-in flatbuffers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from adapter.core.config import ConfigError, MovinetConfig
+from adapter.model.loading import FineTunedInfo, LoadedModel, load_model
+from adapter.runtime import backend, conversion, conversion_cache
+from adapter.runtime.tf_backend import StreamVideoClassifier
+from adapter.video.clips import stream_windows
+from adapter.video.preprocessing import preprocess_frame
+from adapter.video.reader import VideoReader
+from tests.videos import write_video
+
+IMGZ = 48  # the stream tests' size: they share this conversion
+CONFIG = MovinetConfig.from_dict({"model_id": "a0", "model_mode": "stream", "imgz": IMGZ, "fps": 5, "n_frames": 4})
+
+
+class Spy:
+    """A converter that records its calls and delegates to the real one (or fails, when told)."""
+
+    def __init__(self, fail: bool = False):
+        self.calls = 0
+        self.fail = fail
+
+    def __call__(self, loaded, config):
+        self.calls += 1
+        if self.fail:
+            raise AssertionError("the cached conversion should have been reused")
+        return conversion.convert_stream(loaded, config)
+
+
+@pytest.fixture(scope="module")
+def loaded(hub_cache) -> LoadedModel:
+    return load_model(CONFIG, None)
+
+
+@pytest.fixture(scope="module")
+def tflite_classifier(loaded):
+    # Converts on the first run only; later runs find the entry in the test model cache.
+    return backend.make_classifier(CONFIG.replace(runtime="tflite"), loaded, converter=Spy())
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    path = write_video(tmp_path_factory.mktemp("runtime") / "v.mp4", frames=46, fps=10, seed=3)
+    return [(frame.index, preprocess_frame(frame.image, IMGZ)) for frame in VideoReader(str(path), fps=5)]
+
+
+def test_tflite_segments_equal_the_tensorflow_path_window_by_window(tflite_classifier, loaded, frames):
+    tensorflow = StreamVideoClassifier(loaded.model)
+    expected = list(tensorflow.segments(stream_windows(frames, 4)))
+
+    got = list(tflite_classifier.segments(stream_windows(frames, 4)))
+
+    assert len(got) == len(expected) == 6  # 23 frames at 5 fps: five windows of 4 and one of 3
+    for (segment, so_far), (want, want_so_far) in zip(got, expected):
+        assert (segment.first_index, segment.last_index) == (want.first_index, want.last_index)
+        assert segment.class_index == want.class_index
+        assert int(np.argmax(so_far)) == int(np.argmax(want_so_far))
+        # Probabilities within 1e-4: the same float32 network, run by other kernels.
+        np.testing.assert_allclose(so_far, want_so_far, atol=1e-4)
+        np.testing.assert_allclose(segment.probabilities, want.probabilities, atol=1e-4)
+        assert segment.confidence == pytest.approx(want.confidence, abs=1e-4)
+
+
+def test_tflite_classify_and_embed_equal_the_tensorflow_path(tflite_classifier, loaded, frames):
+    tensorflow = StreamVideoClassifier(loaded.model)
+
+    prediction = tflite_classifier.classify(stream_windows(frames, 4))
+    expected = tensorflow.classify(stream_windows(frames, 4))
+    embedding = tflite_classifier.embed(stream_windows(frames, 4))
+
+    np.testing.assert_allclose(prediction.probabilities, expected.probabilities, atol=1e-4)
+    assert [s.class_index for s in prediction.segments] == [s.class_index for s in expected.segments]
+    assert embedding.shape == (480,)
+    np.testing.assert_allclose(embedding, tensorflow.embed(stream_windows(frames, 4)), atol=1e-4)
+
+
+def test_a_second_load_reuses_the_cached_conversion(tflite_classifier, loaded, frames, caplog):
+    caplog.set_level("INFO", logger="adapter.runtime.conversion_cache")
+    never = Spy(fail=True)
+
+    again = backend.make_classifier(CONFIG.replace(runtime="tflite"), loaded, converter=never)
+
+    assert never.calls == 0
+    assert "Reusing the TF Lite conversion" in caplog.text
+    window = next(stream_windows(frames, 4))
+    (first, _), (want, _) = next(again.segments([window])), next(tflite_classifier.segments([window]))
+    np.testing.assert_array_equal(first.probabilities, want.probabilities)
+
+
+def test_the_default_runtime_is_tflite_except_base_models_on_a_gpu():
+    base = MovinetConfig.from_dict({"model_mode": "base"})
+
+    assert CONFIG.resolved_runtime == base.resolved_runtime == "tflite"
+    assert backend.runtime_for(base, gpus=[]) == backend.runtime_for(CONFIG, gpus=[]) == "tflite"
+    assert backend.runtime_for(base, gpus=["GPU:0"]) == "tensorflow"
+    assert backend.runtime_for(CONFIG, gpus=["GPU:0"]) == "tflite"  # stream: LiteRT beats TF per frame
+    assert backend.runtime_for(base.replace(runtime="tflite"), gpus=["GPU:0"]) == "tflite"  # asked for
+    assert CONFIG.replace(runtime="tensorflow").resolved_runtime == "tensorflow"
+
+
+@pytest.mark.parametrize("value", ["tf-lite", "TFLITE", 1, ""])
+def test_a_bad_runtime_is_a_config_error_echoing_it(value):
+    with pytest.raises(ConfigError, match="runtime") as raised:
+        MovinetConfig.from_dict({"runtime": value})
+    assert repr(value) in str(raised.value)
+
+
+# ---------------------------------------------------------------- the cache, with stand-in flatbuffers
+def fake_model(folder, weights: bytes = b"weights") -> LoadedModel:
+    os.makedirs(folder / "variables", exist_ok=True)
+    (folder / "variables" / "variables.data-00000-of-00001").write_bytes(weights)
+    (folder / "variables" / "variables.index").write_bytes(b"index")
+    return LoadedModel(model=None, labels=["a", "b"], source=str(folder))
+
+
+class FakeConverter:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, loaded, config):
+        self.calls += 1
+        return b"step-%d" % self.calls, b"head-%d" % self.calls
+
+
+@pytest.fixture
+def no_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+
+
+def test_changed_weights_input_size_or_source_give_another_key(tmp_path, no_user_cache):
+    key = conversion_cache.conversion_key(fake_model(tmp_path / "m"), CONFIG)
+
+    assert conversion_cache.conversion_key(fake_model(tmp_path / "copy"), CONFIG) == key  # same weights elsewhere
+    assert conversion_cache.conversion_key(fake_model(tmp_path / "other", b"weightz"), CONFIG) != key
+    assert conversion_cache.conversion_key(fake_model(tmp_path / "m"), CONFIG.replace(imgz=64)) != key
+    assert (
+        conversion_cache.conversion_key(fake_model(tmp_path / "m"), CONFIG.replace(hub_handle="https://mirror/a0"))
+        != key
+    )
+
+
+def test_the_cache_is_written_beside_the_model_and_reused(tmp_path, no_user_cache):
+    model, converter = fake_model(tmp_path / "m"), FakeConverter()
+
+    first = conversion_cache.cached_conversion(model, CONFIG, converter)
+    second = conversion_cache.cached_conversion(model, CONFIG, converter)
+    changed = conversion_cache.cached_conversion(fake_model(tmp_path / "m", b"new weights"), CONFIG, converter)
+
+    assert first == second == (b"step-1", b"head-1") and converter.calls == 2
+    assert changed == (b"step-2", b"head-2")
+    entries = os.listdir(tmp_path / "m" / conversion_cache.CACHE_DIRNAME)
+    assert len(entries) == 2 and not [e for e in entries if e.startswith(".partial")]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "missing manifest", "bad manifest"])
+def test_a_damaged_cache_entry_is_not_used_but_converted_again(tmp_path, no_user_cache, damage, caplog):
+    model, converter = fake_model(tmp_path / "m"), FakeConverter()
+    conversion_cache.cached_conversion(model, CONFIG, converter)
+    (entry,) = (tmp_path / "m" / conversion_cache.CACHE_DIRNAME).iterdir()
+    if damage == "truncate":
+        (entry / "step.tflite").write_bytes(b"ste")
+    elif damage == "missing manifest":
+        (entry / "manifest.json").unlink()
+    else:
+        (entry / "manifest.json").write_text(json.dumps({"key": {}}))
+
+    again = conversion_cache.cached_conversion(model, CONFIG, converter)
+
+    assert again == (b"step-2", b"head-2") and converter.calls == 2
+    assert conversion_cache.cached_conversion(model, CONFIG, converter) == again and converter.calls == 2
+
+
+def test_an_unwritable_model_folder_caches_in_the_user_cache(tmp_path, no_user_cache, monkeypatch):
+    model, converter = fake_model(tmp_path / "m"), FakeConverter()
+    (tmp_path / "m" / conversion_cache.CACHE_DIRNAME).write_text("a file where the folder would go")
+
+    conversion_cache.cached_conversion(model, CONFIG, converter)
+    conversion_cache.cached_conversion(model, CONFIG, converter)
+
+    assert converter.calls == 1
+    assert os.listdir(tmp_path / "user-cache" / "movinet-adapter" / conversion_cache.CACHE_DIRNAME)
+
+
+def test_fine_tuned_weights_downloaded_to_a_new_folder_reuse_the_conversion(tmp_path, no_user_cache):
+    info = FineTunedInfo("a0", "stream", ["a", "b"], imgz=IMGZ, n_frames=4, fps=5.0, weights_filename="w.h5")
+
+    def downloaded(folder):
+        folder.mkdir()
+        (folder / "w.h5").write_bytes(b"fine-tuned weights")
+        return LoadedModel(None, ["a", "b"], source=str(folder), finetuned=info)
+
+    converter = FakeConverter()
+    first = conversion_cache.cached_conversion(downloaded(tmp_path / "deploy-1"), CONFIG, converter)
+    again = conversion_cache.cached_conversion(downloaded(tmp_path / "deploy-2"), CONFIG, converter)
+
+    assert first == again and converter.calls == 1
