@@ -1,8 +1,9 @@
 """MovinetAdapter: wires the Dataloop model-adapter hooks to the pipeline modules.
 
-predict: item -> items.download_item -> video.VideoReader -> preprocessing -> clips ->
-inference -> annotations. embed: the same path up to inference, which returns the pooled
-feature instead. load/save: loading. train: training.
+predict: item -> platform.items.download_item -> video.reader.VideoReader -> video.preprocessing ->
+video.clips -> runtime.backend's classifier -> platform.annotations. embed: the same path up to the
+classifier, which returns the pooled feature instead. load/save: model.loading and training.outputs.
+train: training.fit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import dtlpy as dl
 import numpy as np
 
 from adapter.core.config import MovinetConfig
-from adapter.core.errors import ClassifierUnavailable, EmbeddingFailed, PredictionFailed
+from adapter.core.errors import (
+    ClassifierUnavailable,
+    EmbeddingFailed,
+    InputError,
+    PredictionFailed,
+    failure_reason,
+)
 from adapter.model.loading import LoadedModel, load_model
 from adapter.platform.annotations import build_annotations
 from adapter.platform.dataset_runs import (
@@ -34,7 +41,7 @@ from adapter.video.clips import Clip, base_clips, stream_windows
 from adapter.video.inputs import VideoInput
 from adapter.video.prefetch import prefetch
 from adapter.video.preprocessing import preprocess_frame
-from adapter.video.reader import VideoError, VideoReader
+from adapter.video.reader import VideoReader
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +120,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
         # Built on first use: training needs no classifier, and a TF Lite conversion costs seconds to a minute.
         self._classifier, self._classifier_error = None, None
         logger.info(
-            "Loaded movinet-%s-%s from %s (%d labels, runtime %s)",
-            self.config.model_id,
-            self.config.model_mode,
+            "Loaded %s from %s (%d labels, runtime %s)",
+            self.config.model_name,
             self.loaded.source,
             len(self.loaded.labels),
             runtime_for(self.config),
@@ -246,13 +252,11 @@ class MovinetAdapter(dl.BaseModelAdapter):
             try:
                 results.append(process(video))
             except Exception as err:
-                if isinstance(err, (VideoError, ItemError)):
-                    # Bad input: the message already names the video and the reason.
+                if isinstance(err, InputError):  # the message already names the video and the reason
                     logger.error("%s", err)
-                    self.failures.append((video.name, str(err)))
                 else:
                     logger.error("Processing failed for %s:\n%s", video.name, traceback.format_exc())
-                    self.failures.append((video.name, f"{type(err).__name__}: {err}"))
+                self.failures.append((video.name, failure_reason(err)))
                 if video.item is not None:
                     self._failed_item_ids.add(video.item.id)
                 results.append(failed_result(video))
@@ -277,7 +281,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
                 self._classifier = make_classifier(self.config, self.loaded)
             except Exception as err:
                 self._classifier_error = ClassifierUnavailable(
-                    f"movinet-{self.config.model_id}-{self.config.model_mode} cannot run on the "
+                    f"{self.config.model_name} cannot run on the "
                     f"{runtime_for(self.config)!r} runtime: {err}. Received: runtime={self.config.runtime!r}; "
                     "set runtime to 'tensorflow' to run it without TF Lite"
                 )
@@ -380,7 +384,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         return super().train_model(model, cleanup=cleanup, progress=progress, context=context)
 
     def convert_from_dtlpy(self, data_path, **kwargs):
-        """Nothing to convert: adapter.dataset reads prepare_data's layout (items/ and json/) as it is.
+        """Nothing to convert: datasets.layout reads prepare_data's layout (items/ and json/) as it is.
 
         Args:
             data_path: the folder prepare_data filled.

@@ -1,4 +1,4 @@
-"""The commands of the `movinet` CLI (adapter/cli.py parses; each run_* function runs one).
+"""The commands of the `movinet` CLI (cli/parser.py parses; each run_* function runs one).
 
 Each returns the process's exit code: 0, or 1 when some video failed (named on stderr).
 """
@@ -20,6 +20,7 @@ from adapter.cli.options import (
     parse_set,
 )
 from adapter.core.config import ConfigError, MovinetConfig
+from adapter.core.variants import model_name
 
 logger = logging.getLogger("adapter")
 
@@ -186,7 +187,7 @@ def run_export_hub(args) -> int:
     export_hub_model(
         args.output, args.model_id, args.mode, num_classes=args.num_classes, checkpoint_path=args.checkpoint
     )
-    print(f"Wrote a TF-Hub-format SavedModel of movinet-{args.model_id}-{args.mode} to {args.output}")
+    print(f"Wrote a TF-Hub-format SavedModel of {model_name(args.model_id, args.mode)} to {args.output}")
     return 0
 
 
@@ -203,7 +204,7 @@ def run_export_tflite(args) -> int:
         videos = sorted(str(path) for path in Path(args.calibration_videos).rglob("*") if path.is_file())
     description = export_tflite(adapter.loaded, adapter.config, args.output, args.quantize, videos)
     print(
-        f"Wrote movinet-{description['model_id']}-{description['model_mode']} ({args.quantize}, "
+        f"Wrote {model_name(description['model_id'], description['model_mode'])} ({args.quantize}, "
         f"{len(description['labels'])} labels) to {args.output}"
     )
     return 0
@@ -215,7 +216,7 @@ def run_export_savedmodel(args) -> int:
     adapter = export_adapter(args, "export-savedmodel")
     written = export_savedmodel(adapter.loaded, adapter.config, args.output)
     print(
-        f"Wrote a TF-Hub-format SavedModel of movinet-{written['model_id']}-{written['model_mode']} "
+        f"Wrote a TF-Hub-format SavedModel of {model_name(written['model_id'], written['model_mode'])} "
         f"({len(written['labels'])} labels) to {args.output}"
     )
     return 0

@@ -6,18 +6,23 @@ is the top-1) and, for the top-5, the probabilities they come from.
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 
+from adapter.core.errors import InputError, failure_reason
 from adapter.evaluation.metrics import TOP_K, VideoScore, ground_truth
 from adapter.evaluation.subset import MISSING_VIDEO, EvaluationItem
 from adapter.runtime.results import top_k_labels
 from adapter.video.inputs import VideoInput
 
+logger = logging.getLogger(__name__)
+
 
 def predict_items(
     adapter, items: Sequence[EvaluationItem], progress: Callable[[Iterable], Iterable] = iter
 ) -> tuple[list[VideoScore], list[tuple[str, str]]]:
-    """Run the adapter's predict on each item and score it; a failing video is recorded, the others go on.
+    """Classify each item with the adapter and score it; a failing video is recorded, the others go on.
 
     Args:
         adapter: a loaded MovinetAdapter.
@@ -27,27 +32,20 @@ def predict_items(
     Returns:
         (the scores of the videos predicted, [(item name, reason)] of those that failed).
     """
-    seen: dict = {}
-    previous_callback = adapter.on_video_predicted
-    adapter.on_video_predicted = lambda video, prediction, reader: seen.update(prediction=prediction, reader=reader)
     scores, failed = [], []
-    try:
-        for item in progress(items):
-            if item.video_path is None:
-                failed.append((item.name, MISSING_VIDEO))
-                continue
-            seen.clear()
-            adapter.failures = []
-            (collection,) = adapter.predict([VideoInput(name=item.name, path=item.video_path)])
-            if adapter.failures:
-                failed.extend(adapter.failures)
-                continue
-            annotations = collection.to_json()["annotations"]
-            video_level = [a for a in annotations if a["metadata"]["user"]["movinet"]["level"] == "video"]
-            top5 = top_k_labels(seen["prediction"].probabilities, adapter.loaded.labels, TOP_K)
-            truth = ground_truth(item.class_ranges, seen["reader"].num_frames)
-            scores.append(VideoScore(item.name, truth, video_level[0]["label"], top5))
-    finally:
-        adapter.on_video_predicted = previous_callback
-        adapter.failures = []
+    for item in progress(items):
+        if item.video_path is None:
+            failed.append((item.name, MISSING_VIDEO))
+            continue
+        try:
+            prediction, reader = adapter.classify_video(VideoInput(name=item.name, path=item.video_path))
+        except Exception as err:  # one video's failure is reported; the others are still scored
+            if not isinstance(err, InputError):
+                logger.error("Evaluation failed for %s:\n%s", item.name, traceback.format_exc())
+            failed.append((item.name, failure_reason(err)))
+            continue
+        # The top-1 is the first video-level annotation predict() makes: the same ordering.
+        top5 = top_k_labels(prediction.probabilities, adapter.loaded.labels, TOP_K)
+        truth = ground_truth(item.class_ranges, reader.num_frames)
+        scores.append(VideoScore(item.name, truth, top5[0][0], top5))
     return scores, failed

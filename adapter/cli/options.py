@@ -1,6 +1,6 @@
 """What the commands' --model, --set and --weights name: a model entry, its configuration, a loaded adapter.
 
-The models are the package's presets (adapter.presets), the entries dataloop.json ships, so
+The models are the package's presets (adapter.core.presets), the entries dataloop.json ships, so
 the commands work from any folder without the repository.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from adapter.core.config import ConfigError, MovinetConfig
 from adapter.core.presets import preset_configurations, preset_model
+from adapter.core.variants import model_name
 
 DEFAULT_MODEL = "movinet-a0-base"
 
@@ -95,15 +96,28 @@ def loaded_adapter(args):
     """The adapter for --model/--set/--weights, loaded; refuses a --weights folder without fine-tuned weights.
 
     Args:
-        args: parsed options of predict or embed.
+        args: parsed options of predict, embed, watch or evaluate (read, never changed).
     Returns:
         A loaded MovinetAdapter bound to an offline model entity.
     """
-    overrides = parse_set(args.set)
-    if args.weights is not None:
-        finetuned_info(args.weights)
-    adapter = offline_adapter(manifest_model(args.manifest, args.model), overrides)
-    adapter.load(args.weights)
+    return load_adapter(args.model, parse_set(args.set), args.weights, args.manifest)
+
+
+def load_adapter(model: str, overrides: dict, weights: str | None, manifest: Path | None):
+    """A MovinetAdapter for a model entry with overrides, loaded from weights (a fine-tuned folder) or the hub.
+
+    Args:
+        model: the model name, e.g. "movinet-a0-base".
+        overrides: configuration keys that replace the entry's.
+        weights: a folder of fine-tuned weights, or None for the pretrained model.
+        manifest: a dataloop.json to read the model from; None for the package's presets.
+    Returns:
+        The loaded adapter.
+    """
+    if weights is not None:
+        finetuned_info(weights)
+    adapter = offline_adapter(manifest_model(manifest, model), overrides)
+    adapter.load(weights)
     return adapter
 
 
@@ -111,7 +125,7 @@ def export_adapter(args, command: str):
     """The adapter an export command writes out: --model, or --weights alone (they name their model).
 
     Args:
-        args: parsed options of export-tflite or export-savedmodel (model, weights, set, manifest).
+        args: parsed options of export-tflite or export-savedmodel (model, weights, set, manifest); read only.
         command: the command's name, for the error.
     Returns:
         A loaded MovinetAdapter on the TensorFlow runtime (the export converts by itself, so
@@ -119,6 +133,7 @@ def export_adapter(args, command: str):
     Raises:
         ConfigError: both --model and --weights are given, or --weights holds no fine-tuned model.
     """
+    model = args.model
     if args.weights is not None:
         if args.model is not None:
             raise ConfigError(
@@ -126,7 +141,6 @@ def export_adapter(args, command: str):
                 f"Received: --model={args.model!r}, --weights={args.weights!r}"
             )
         info = finetuned_info(args.weights)
-        args.model = f"movinet-{info.model_id}-{info.model_mode}"  # the preset the weights were trained from
-    args.model = args.model or DEFAULT_MODEL
-    args.set = [*(args.set or []), "runtime=tensorflow"]
-    return loaded_adapter(args)
+        model = model_name(info.model_id, info.model_mode)  # the preset the weights were trained from
+    overrides = {**parse_set(args.set or []), "runtime": "tensorflow"}
+    return load_adapter(model or DEFAULT_MODEL, overrides, args.weights, args.manifest)

@@ -13,9 +13,9 @@
                    [--quantize none|float16|int8] [--calibration-videos DIR]
 
 `movinet` is the console script of the installed package; `python -m adapter` is the same.
-The models are the package's presets (adapter.presets), the entries dataloop.json ships,
+The models are the package's presets (adapter.core.presets), the entries dataloop.json ships,
 so the CLI works from any folder without the repository. This module parses; the commands
-are adapter/commands.py, and what --model/--set/--weights name is adapter/model_options.py.
+are cli/commands.py, and what --model/--set/--weights name is cli/options.py.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from adapter.core.variants import MODEL_IDS, MODEL_MODES
 
 logger = logging.getLogger("adapter")
 
-# export-tflite's --quantize choices (adapter.tflite_export.QUANTIZATIONS, which imports TensorFlow).
+# export-tflite's --quantize choices (runtime.conversion.QUANTIZATIONS, which imports TensorFlow).
 QUANTIZATIONS = ("none", "float16", "int8")
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from adapter.runtime.results import top_k_labels
 from adapter.video.clips import Clip
 from adapter.video.live import LiveFrame
 
@@ -52,6 +53,22 @@ class PeriodResult:
             "top_k": [{"label": label, "probability": round(p, 6)} for label, p in self.top_k],
             "top1": {"label": self.top1[0], "probability": round(self.top1[1], 6)},
         }
+
+
+@dataclasses.dataclass
+class _OpenPeriod:
+    """The period frames are being added to: its own probabilities' sum and the stream's output so far."""
+
+    index: int
+    own_sum: np.ndarray
+    frames: int = 0
+    last_slot: int = -1
+    so_far: np.ndarray | None = None
+
+    def add(self, slot: int, own: np.ndarray, so_far: np.ndarray) -> None:
+        self.own_sum = self.own_sum + own
+        self.frames += 1
+        self.last_slot, self.so_far = slot, so_far
 
 
 class _Periods:
@@ -111,32 +128,28 @@ def watch_periods(
         raise ValueError(f"every must be a positive number of seconds, got {every!r}")
     periods = _Periods(fps, every)
     windows = (Clip(frame.image[None], frame.slot, frame.slot) for frame in frames)
-    current = None  # the open period: [index, own probability sum, frames, last slot, probabilities so far]
+    current: _OpenPeriod | None = None
 
-    def close() -> PeriodResult:
-        period, own_sum, count, last, so_far = current
-        start = float(period * periods.every)
-        end = float(min((period + 1) * periods.every, (last + 1) / periods.fps))
-        best = np.argsort(-so_far, kind="stable")[:top_k]  # ties: the lower class index first, as argmax
-        own = own_sum / count
-        own_best = int(np.argmax(own))
+    def close(period: _OpenPeriod) -> PeriodResult:
+        start = float(period.index * periods.every)
+        end = float(min((period.index + 1) * periods.every, (period.last_slot + 1) / periods.fps))
+        own = period.own_sum / period.frames
+        # Ties: the lower class index first, as argmax.
         return PeriodResult(
-            start, end, count, [(labels[i], float(so_far[i])) for i in best], (labels[own_best], float(own[own_best]))
+            start, end, period.frames, top_k_labels(period.so_far, labels, top_k), top_k_labels(own, labels, 1)[0]
         )
 
     for segment, so_far in classifier.segments(windows):
         slot = segment.first_index
-        period = periods.of(slot)
-        if current is not None and current[0] != period:  # frames were missing up to here
-            yield close()
+        index = periods.of(slot)
+        if current is not None and current.index != index:  # frames were missing up to here
+            yield close(current)
             current = None
         if current is None:
-            current = [period, np.zeros_like(segment.probabilities), 0, slot, so_far]
-        current[1] = current[1] + segment.probabilities
-        current[2] += 1
-        current[3], current[4] = slot, so_far
-        if slot >= periods.last_slot(period):
-            yield close()
+            current = _OpenPeriod(index, np.zeros_like(segment.probabilities))
+        current.add(slot, segment.probabilities, so_far)
+        if slot >= periods.last_slot(index):
+            yield close(current)
             current = None
     if current is not None:
-        yield close()
+        yield close(current)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapter.core.errors import UsageError
-from adapter.core.variants import MODEL_IDS, MODEL_MODES, VARIANTS
+from adapter.core.variants import MODEL_IDS, MODEL_MODES, VARIANTS, model_name
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,11 @@ class MovinetConfig:
     predict_embed_subset_limit: int = 1000
 
     @property
+    def model_name(self) -> str:
+        """The variant and mode as one name, e.g. "movinet-a0-base"."""
+        return model_name(self.model_id, self.model_mode)
+
+    @property
     def frame_rate(self) -> float:
         """The rate (frames per second) videos are resampled to before the model."""
         return float(self.fps) if self.fps is not None else float(VARIANTS[self.model_id].fps)
@@ -112,7 +117,7 @@ class MovinetConfig:
     def resolved_runtime(self) -> str:
         """The runtime prediction uses on CPU: runtime when set, else "tflite" (faster per step and to start).
 
-        (tflite_runtime.runtime_for keeps unset base models on "tensorflow" where there is a GPU.)
+        (runtime.backend.runtime_for keeps unset base models on "tensorflow" where there is a GPU.)
         """
         return self.runtime if self.runtime is not None else "tflite"
 

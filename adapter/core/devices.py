@@ -33,6 +33,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs TensorFlow sees: the one query every device choice uses (layer swaps, runtime, training).
+
+    Returns:
+        Their device names, e.g. ["/physical_device:GPU:0"]; empty on a CPU machine.
+    """
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
 def gpu_required() -> bool:
     """Whether this process was started where a GPU must be used (REQUIRE_GPU_ENV is 1/true/yes)."""
     return os.environ.get(REQUIRE_GPU_ENV, "").strip().lower() in {"1", "true", "yes"}
@@ -50,7 +61,7 @@ def check_devices(purpose: str) -> list[str]:
     import tensorflow as tf
 
     names = [device.name for device in tf.config.list_physical_devices()]
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = visible_gpus()
     logger.info("%s runs on the devices TensorFlow sees: %s", purpose.capitalize(), ", ".join(names) or "none")
     if gpu_required() and not gpus:
         raise AcceleratorUnavailable(

@@ -27,6 +27,24 @@ class UsageError(MovinetError):
     exit_code = EXIT_USAGE
 
 
+class InputError(MovinetError, ValueError):
+    """Bad input for one video (unreadable, not a video, not downloadable); the message names it and the reason."""
+
+
+def failure_reason(err: Exception) -> str:
+    """How a video's failure is reported: bad input by its own message, anything else with its type.
+
+    Args:
+        err: what processing the video raised.
+
+    Returns:
+        The reason, for a (video, reason) failure entry.
+    """
+    if isinstance(err, InputError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
 class VideosFailed(MovinetError, RuntimeError):
     """Some videos could not be processed; the others were."""
 

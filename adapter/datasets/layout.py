@@ -8,7 +8,7 @@ Layout, per subset (train, validation):
 Items are found through their JSON (filename and mimetype), never by a file extension, so
 every container FFmpeg decodes is used. Each class annotation on a video is one
 :class:`Sample`: a label over a range of source frames (metadata.system.frame..endFrame,
-inclusive; no range means the whole video). adapter/sample_clips.py decodes a sample's
+inclusive; no range means the whole video). datasets/sample_clips.py decodes a sample's
 clips for training.
 
 Skipped, with one warning each and a count in the subset's summary: an annotation whose
@@ -28,6 +28,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from adapter.core.devices import usable_cores
 from adapter.core.errors import UsageError
 from adapter.video.clips import LabelledRange
 from adapter.video.reader import VideoError, VideoReader, is_video_mimetype
@@ -288,7 +289,7 @@ def load_subset(
             candidates.append((name, video_path, samples))
 
     # Videos are checked in parallel: decoders release the GIL, and datasets can be large.
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    workers = workers or min(8, 2 * usable_cores())
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         checks = list(pool.map(lambda candidate: _check_video(candidate[1], candidate[0]), candidates))
 

@@ -1,6 +1,6 @@
 """A labelled sample -> the clips training sees, resampled and preprocessed exactly as prediction does.
 
-:func:`read_clip` decodes one clip of a sample (adapter/dataset.py reads the samples);
+:func:`read_clip` decodes one clip of a sample (datasets/layout.py reads the samples);
 :class:`RangeCache` gives the same clips from each sample's range decoded once, since training
 draws a new clip from every range every epoch.
 """

@@ -75,9 +75,8 @@ def export_savedmodel(loaded: LoadedModel, config: MovinetConfig, output_dir: st
         os.rmdir(output_dir)
     os.replace(partial, output_dir)  # only a complete export appears at output_dir
     logger.info(
-        "Exported movinet-%s-%s (%d labels, from %s) to %s",
-        config.model_id,
-        config.model_mode,
+        "Exported %s (%d labels, from %s) to %s",
+        config.model_name,
         len(labels),
         loaded.source,
         output_dir,

@@ -137,9 +137,8 @@ def export_tflite(
         flatbuffer, _ = cached_conversion(loaded, config, convert_stream)
     else:
         logger.info(
-            "Converting movinet-%s-%s to TF Lite (%s); this takes seconds to minutes",
-            config.model_id,
-            config.model_mode,
+            "Converting %s to TF Lite (%s); this takes seconds to minutes",
+            config.model_name,
             quantize,
         )
         flatbuffer = convert(function, model, quantize, samples if quantize == "int8" else None)

@@ -20,6 +20,8 @@ import tensorflow as tf
 import tf_keras
 from official.vision.modeling.layers import nn_layers
 
+from adapter.core.devices import visible_gpus
+
 
 class TemporalTapConv3D(nn_layers.Conv3D):
     """nn_layers.Conv3D ('same' padding, temporal stride 1) computed as a sum of 2D convolutions."""
@@ -62,7 +64,7 @@ def temporal_taps_preferred(gpus: list | None = None) -> bool:
         True when there is no GPU.
     """
     if gpus is None:
-        gpus = tf.config.list_physical_devices("GPU")
+        gpus = visible_gpus()
     return not gpus
 
 

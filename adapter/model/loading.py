@@ -17,6 +17,7 @@ import tf_keras
 from adapter.core.config import ConfigError, MovinetConfig
 from adapter.core.errors import UsageError
 from adapter.core.presets import kinetics_600_labels
+from adapter.core.variants import model_name
 from adapter.model import network
 from adapter.model.hub import kinetics_handle, resolve_saved_model
 
@@ -82,7 +83,7 @@ class LoadedModel:
         if self.finetuned is not None:
             info = self.finetuned
             return (
-                f"fine-tuned weights movinet-{info.model_id}-{info.model_mode} ({len(self.labels)} classes) "
+                f"fine-tuned weights {model_name(info.model_id, info.model_mode)} ({len(self.labels)} classes) "
                 f"in {self.source}"
             )
         return f"the hub model {self.handle} ({len(self.labels)} classes) at {self.source}"
@@ -202,7 +203,7 @@ def _hub_labels(saved_model_dir: str, num_classes: int, labels: Sequence[str] | 
 def load_finetuned(config: MovinetConfig, local_path: str, info: FineTunedInfo) -> LoadedModel:
     if config.model_mode != info.model_mode or config.model_id != info.model_id:
         raise ConfigError(
-            f"The fine-tuned weights in {local_path} are movinet-{info.model_id}-{info.model_mode}, but the "
+            f"The fine-tuned weights in {local_path} are {model_name(info.model_id, info.model_mode)}, but the "
             f"configuration asks for model_id={config.model_id!r}, model_mode={config.model_mode!r}; "
             f"set them to {info.model_id!r} and {info.model_mode!r}"
         )

@@ -18,7 +18,7 @@ import tf_keras
 from official.projects.movinet.modeling import movinet, movinet_layers, movinet_model
 
 from adapter.core.errors import UsageError
-from adapter.core.variants import VARIANTS, architecture
+from adapter.core.variants import VARIANTS, architecture, model_name
 from adapter.model.layer_swaps import temporal_taps_preferred, use_temporal_tap_convolutions
 
 logger = logging.getLogger(__name__)
@@ -54,9 +54,9 @@ def build_classifier(
 ) -> tf_keras.Model:
     """A MovinetClassifier; stream mode takes and returns the model's states.
 
-    Base networks compute their 3D convolutions as sums of 2D ones (fast_conv.py): the
+    Base networks compute their 3D convolutions as sums of 2D ones (model/layer_swaps.py): the
     same function of the same weights, much faster on CPU (README, Benchmarks). Where
-    TensorFlow sees a GPU they keep the stock Conv3D (fast_conv.temporal_taps_preferred).
+    TensorFlow sees a GPU they keep the stock Conv3D (layer_swaps.temporal_taps_preferred).
     tap_convolutions=False always keeps the stock layers (an exported SavedModel holds
     only official layers).
     """
@@ -85,7 +85,7 @@ class SavedModelInfo:
     def name(self) -> str:
         """Returns: e.g. "movinet-a0-stream with 600 classes", for errors."""
         model_id, mode = self.model_id or "<unknown variant>", self.model_mode or "<unknown mode>"
-        return f"movinet-{model_id}-{mode} with {self.num_classes} classes"
+        return f"{model_name(model_id, mode)} with {self.num_classes} classes"
 
 
 def classifier_head(model: tf_keras.Model) -> movinet_layers.ClassifierHead:

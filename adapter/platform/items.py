@@ -15,14 +15,14 @@ import uuid
 
 import dtlpy as dl
 
-from adapter.core.errors import MovinetError
+from adapter.core.errors import InputError
 from adapter.video.inputs import VideoInput
 from adapter.video.reader import is_video_mimetype
 
 logger = logging.getLogger(__name__)
 
 
-class ItemError(MovinetError, ValueError):
+class ItemError(InputError):
     """An item that cannot be predicted (not a video, not downloadable); names the item."""
 
 

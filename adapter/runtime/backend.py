@@ -27,7 +27,7 @@ def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Calla
         config: the loaded configuration (model_mode, runtime, imgz, batch_size).
         loaded: the model load_model() resolved.
         converter: converts (loaded, config) to the step and head flatbuffers; the default
-            converts with tflite_export (tests pass a spy).
+            converts with runtime.conversion (tests pass a spy).
     Returns:
         A BaseVideoClassifier, TFLiteBaseClassifier, StreamVideoClassifier or
         TFLiteStreamClassifier; all offer classify() and embed(), the stream ones segments() too.

@@ -167,11 +167,11 @@ def cached_conversion(
     for folder in folders:
         entry = _read_entry(folder, key, names)
         if entry is not None:
-            logger.info("Reusing the TF Lite conversion of %s in %s", key["variant"], folder)
+            logger.info("Reusing the TF Lite conversion of %s in %s", config.model_name, folder)
             return entry
     logger.info(
-        "Converting movinet-%s (imgz %d) to TF Lite for the tflite runtime; this takes seconds to a minute, once",
-        key["variant"],
+        "Converting %s (imgz %d) to TF Lite for the tflite runtime; this takes seconds to a minute, once",
+        config.model_name,
         config.imgz,
     )
     flatbuffers = tuple(converter(loaded, config))

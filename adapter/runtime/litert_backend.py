@@ -21,17 +21,32 @@ from adapter.video.clips import Clip
 logger = logging.getLogger(__name__)
 
 
+def signature_runner(flatbuffer: bytes, num_threads: int):
+    """The one way the runtime makes a LiteRT interpreter: XNNPACK on num_threads, the default signature.
+
+    Args:
+        flatbuffer: a .tflite model's bytes.
+        num_threads: interpreter threads (one per usable core is the runtime's choice).
+
+    Returns:
+        The interpreter's default signature runner (call it with the inputs by name).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
+    interpreter = Interpreter(
+        model_content=flatbuffer, num_threads=num_threads, experimental_op_resolver_type=OpResolverType.BUILTIN
+    )
+    return interpreter.get_signature_runner()
+
+
 class TFLiteStreamClassifier(WindowClassifier):
     """Stream model as TF Lite: frames one at a time, states carried; StreamVideoClassifier's results."""
 
     def __init__(self, step: bytes, head: bytes, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        threads = self._threads = num_threads or usable_cores()  # one interpreter thread per core
-        # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
-        kwargs = dict(num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN)
-        self._step = Interpreter(model_content=step, **kwargs).get_signature_runner()
-        self._head = Interpreter(model_content=head, **kwargs).get_signature_runner()
+        self._threads = num_threads or usable_cores()  # one interpreter thread per core
+        self._step = signature_runner(step, self._threads)
+        self._head = signature_runner(head, self._threads)
         details = self._step.get_input_details()
         self._initial = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items() if name != "image"}
         self.imgz = int(details["image"]["shape"][2])
@@ -55,14 +70,8 @@ class TFLiteBaseClassifier(ClipClassifier):
     """Base model as TF Lite: one fixed-length clip per call; BaseVideoClassifier's results."""
 
     def __init__(self, clip: bytes, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
         self._threads = num_threads or usable_cores()  # one interpreter thread per core
-        # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
-        interpreter = Interpreter(
-            model_content=clip, num_threads=self._threads, experimental_op_resolver_type=OpResolverType.BUILTIN
-        )
-        self._run = interpreter.get_signature_runner()
+        self._run = signature_runner(clip, self._threads)
         self.clip_shape = tuple(int(n) for n in self._run.get_input_details()["image"]["shape"][1:])
 
     def _outputs(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], dict]]:

@@ -5,10 +5,10 @@
 - scaling: the tf.distribute strategy (several GPUs: mirrored) and mixed precision.
 - balance: class counts, labels without training samples, class weights.
 - callbacks: the Keras callbacks of a run (checkpoints, history and curves, epoch log, metrics sink).
-- curves: the training-curves and confusion-matrix pictures.
+- (the training-curves and confusion-matrix pictures are evaluation.plots.)
 - fit: the fit loop. It gets everything explicitly (configuration, label map, starting
   weights, a metrics sink) in a TrainingJob; MovinetAdapter is the only place that knows
   the platform objects and builds that job from them.
 - outputs: what a run leaves in output_path, and save() of the fine-tuned model.
-- offline: `python -m adapter train`, the same hooks without a platform.
+(`movinet train`, the same hooks without a platform, is cli/train.py.)
 """

@@ -1,6 +1,6 @@
 """Imbalanced and small label sets: class counts, labels without training samples, class weights.
 
-A sample is one labelled range (adapter.dataset), so counts are of ranges, as the loss sees them.
+A sample is one labelled range (datasets.layout), so counts are of ranges, as the loss sees them.
 """
 
 from __future__ import annotations

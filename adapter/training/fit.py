@@ -1,7 +1,7 @@
 """The fit loop: a TrainingJob (everything the run needs, given explicitly) -> fitted model in output_path.
 
 fine_tune() reads the train and validation subsets that prepare_data downloaded
-(adapter.dataset), builds the model from the job's starting weights with a head sized to
+(datasets.layout), builds the model from the job's starting weights with a head sized to
 the label map, and fits with Keras. Each epoch its losses and accuracies go to the job's
 metrics sink, the SDK's on_epoch_end_callback is called, the epoch is checkpointed in
 output_path, and the training-curves picture is redrawn. The epoch with the best
@@ -170,9 +170,9 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     callbacks.append(EpochReporter(config.num_epochs, steps, job.on_epoch_end_callback))
 
     logger.info(
-        "Fine-tuning movinet-%s-base on %d training and %d validation samples (%d labels), %d epochs of %d steps, "
+        "Fine-tuning %s on %d training and %d validation samples (%d labels), %d epochs of %d steps, "
         "clips of %d x %dpx frames at %g fps%s",
-        config.model_id,
+        config.model_name,
         len(train_samples),
         len(validation_samples),
         len(labels),

@@ -72,9 +72,9 @@ def starting_model(
     """
     if not config.pretrained:
         logger.warning(
-            "pretrained is false: training movinet-%s-base from random initialisation, not from pretrained "
+            "pretrained is false: training %s from random initialisation, not from pretrained "
             "weights (expect far more data and epochs to be needed)",
-            config.model_id,
+            config.model_name,
         )
         return None
     if (

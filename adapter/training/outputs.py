@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 
+from adapter.core.variants import model_name
 from adapter.model.loading import LoadedModel, save_finetuned
 
 logger = logging.getLogger(__name__)
@@ -64,9 +65,8 @@ def save_trained(loaded: LoadedModel | None, local_path: str) -> dict | None:
     info = loaded.finetuned
     weights_path = save_finetuned(loaded.model, local_path, info)
     logger.info(
-        "Saved fine-tuned movinet-%s-%s (%d labels) to %s",
-        info.model_id,
-        info.model_mode,
+        "Saved fine-tuned %s (%d labels) to %s",
+        model_name(info.model_id, info.model_mode),
         len(info.labels),
         weights_path,
     )

@@ -1,7 +1,7 @@
 """Training input: labelled samples -> tf.data batches of (clips, label indices).
 
 tf.data maps sample -> clip in parallel and prefetches, so clips are ready before the step
-needs them. A clip is decoded, resampled and preprocessed by adapter.dataset (the same
+needs them. A clip is decoded, resampled and preprocessed by datasets.sample_clips (the same
 preprocess_frame as predict); training ranges are decoded once, in the first epoch, into a
 frame cache (sample_clips.RangeCache) that later epochs slice, as decoding every clip again
 costs more CPU than two cores can hide behind the model (benchmarks/train_throughput.py).

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 import tensorflow as tf
 import tf_keras
 
+from adapter.core.devices import visible_gpus
+
 logger = logging.getLogger(__name__)
 
 MIXED_POLICY = "mixed_float16"
@@ -25,15 +27,6 @@ MIXED_POLICY = "mixed_float16"
 # Layers of the MoViNet backbone that TensorFlow has no float16 CPU kernel for (AvgPool3D):
 # under mixed precision without a GPU they compute in float32.
 NO_FLOAT16_CPU_KERNEL = (tf_keras.layers.AveragePooling3D,)
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs TensorFlow sees.
-
-    Returns:
-        Their device names, e.g. ["/physical_device:GPU:0"]; empty on a CPU machine.
-    """
-    return [device.name for device in tf.config.list_physical_devices("GPU")]
 
 
 def choose_strategy(gpus: Sequence[str] | None = None) -> tf.distribute.Strategy:

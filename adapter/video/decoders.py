@@ -1,15 +1,15 @@
-"""Decoders for adapter/video.py: FFmpeg through PyAV (the default) and OpenCV.
+"""Decoders for video/reader.py: FFmpeg through PyAV (the default) and OpenCV.
 
 A decoder turns a video file into ``(index, frame)`` pairs in display order, where
 ``frame`` converts the decoded picture to a BGR ``uint8`` array when called (only the
 frames the resampling keeps are converted) and ``index`` is the frame's place in the
 video's own numbering. Errors from the codec or the demuxer raise
-:class:`DecodeError`; :class:`adapter.video.VideoReader` turns them into messages
+:class:`DecodeError`; :class:`adapter.video.reader.VideoReader` turns them into messages
 naming the video.
 
 The PyAV decoder is told which indices are wanted. For H.264 it then leaves out the
 pictures that are neither wanted nor used as a reference by any other picture (see
-adapter/h264.py): their packets are never decoded, and such a frame comes out as
+video/h264.py): their packets are never decoded, and such a frame comes out as
 ``(index, None)``. The frames that are decoded are bit for bit the same as in a full
 decode; the saving is in the README (Benchmarks, decoding backends).
 """

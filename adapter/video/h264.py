@@ -1,6 +1,6 @@
 """Just enough of H.264's bitstream to tell which coded pictures no other picture needs.
 
-The decoder of adapter/decoders.py reads these from each packet before decoding it: a
+The decoder of video/decoders.py reads these from each packet before decoding it: a
 picture whose slices all carry ``nal_ref_idc == 0`` is never used to predict another
 picture (H.264, 7.4.1), so a picture the resampling drops can be left undecoded
 without changing a single pixel of the pictures that are decoded. With libx264's

@@ -5,7 +5,7 @@ frame rate (MoViNet's published weights expect 5-12 fps, most uploads are 25-60
 fps). Frames are yielded one at a time as BGR ``uint8`` arrays. Frames that the
 resampling drops are never converted to arrays, and are decoded only where other
 frames may need them (inter-coded video): H.264 pictures that no other picture refers
-to are not decoded at all (adapter/decoders.py). Memory stays at a few frames
+to are not decoded at all (video/decoders.py). Memory stays at a few frames
 whatever the video's length, and the conversion cost is paid only for kept frames.
 
 A video that cannot be used at all raises :class:`VideoError`, naming the video
@@ -14,7 +14,7 @@ produced frames (a truncated upload) is kept as far as it decoded, with a
 warning: a clip that ends early is still a usable clip, and the warning keeps the
 loss visible.
 
-Decoding is done by FFmpeg through PyAV (adapter/decoders.py). PyAV tells a decoding
+Decoding is done by FFmpeg through PyAV (video/decoders.py). PyAV tells a decoding
 error from the end of the stream (OpenCV's grab() returns False for both), names the
 codec error, gives the exact rational frame rate and lets the decoder leave pictures
 out. OpenCV's ``VideoCapture`` remains as a second decoder for comparison
@@ -34,7 +34,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from adapter.core.errors import MovinetError
+from adapter.core.errors import InputError
 from adapter.video.decoders import DECODERS, DEFAULT_DECODER, DecodeError, ffmpeg_reason
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def is_video_mimetype(mimetype: str | None) -> bool:
     return bool(mimetype) and mimetype.strip().lower().startswith(MIME_PREFIX)
 
 
-class VideoError(MovinetError, ValueError):
+class VideoError(InputError):
     """A video that cannot be used. ``str(err)`` names the source and the reason."""
 
     def __init__(self, name: str, reason: str):
