@@ -22,7 +22,7 @@ just before the read, from /proc/self/status). Kept frames are converted to BGR
 ndarrays, as in the pipeline, and then dropped; a checksum of them must agree across
 decoders.
 
-The README's Benchmarks section holds the figures of the latest run.
+docs/benchmarks.md holds the figures of the latest run.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ Then one epoch over the whole training set (frame-cache pipeline, after a warm-u
 with the backbone trained (full fine-tuning) and frozen (freeze_backbone: head only).
 
 The a0 defaults from realistic input: ``--videos 8 --width 1280 --height 720 --source-fps 30
---seconds 20 --imgz 172 --n-frames 13 --batch-size 2 --steps 4 --repeats 2``. The README's
-Benchmarks section holds the figures of the latest run.
+--seconds 20 --imgz 172 --n-frames 13 --batch-size 2 --steps 4 --repeats 2``. docs/benchmarks.md
+holds the figures of the latest run.
 """
 
 from __future__ import annotations
