@@ -1,6 +1,7 @@
 """The docs as a newcomer follows them: README.md and the pages in docs/.
 
 - every relative link resolves to a file, and every #anchor to a heading of that file;
+- every repository path named in a code span exists (modules move; the docs must follow);
 - the README's configuration table has one row per MovinetConfig field, with its default;
 - the README's two commands are the Makefile targets, and the test command is what .ci/run runs.
 
@@ -15,6 +16,7 @@ import json
 import re
 from pathlib import Path
 
+import adapter
 from adapter.core.config import MovinetConfig
 from tests.conftest import ROOT
 
@@ -107,6 +109,45 @@ def test_every_relative_link_of_the_readme_and_docs_resolves():
     broken = [line for page in [README, *DOC_PAGES] for line in broken_links(page)]
 
     assert not broken, "\n".join(broken)
+
+
+def named_paths(markdown: str) -> list[str]:
+    """The repository paths a page names in code spans, as paths from the repository root.
+
+    `adapter/video/reader.py`, `tests/video/`, `benchmarks/runtimes.py`, and a package's
+    module written from the package (`video/reader.py`, meaning adapter/video/reader.py).
+    Placeholders (`tests/<package>/test_<module>.py`) are not paths and are left out.
+    """
+    packages = "|".join(layer for layer in adapter.LAYERS if not layer.startswith("_") and layer != "movinet_adapter")
+    paths = []
+    for span in CODE_SPAN.findall(FENCED_BLOCK.sub("", markdown)):
+        text = span[1:-1]
+        if re.fullmatch(r"(adapter|tests|benchmarks|tools|docker|configs|docs)/[a-z0-9_./-]*", text):
+            paths.append(text)
+        elif re.fullmatch(rf"({packages})/[a-z0-9_]+\.py", text):
+            paths.append(f"adapter/{text}")
+    return paths
+
+
+def test_named_paths_reads_repository_paths_and_package_modules():
+    page = (
+        "`adapter/video/reader.py` and `runtime/backend.py` run; `tests/video/` tests; "
+        "`tests/<package>/test_<module>.py`, `benchmarks/NAME.py`, `tflite-cache/` and `x.py` are not paths\n"
+        "```\n`adapter/in/a/fence.py`\n```\n"
+    )
+
+    assert named_paths(page) == ["adapter/video/reader.py", "adapter/runtime/backend.py", "tests/video/"]
+
+
+def test_every_path_the_readme_and_docs_name_exists():
+    missing = [
+        f"{page.name}: {path}"
+        for page in [README, *DOC_PAGES]
+        for path in named_paths(page.read_text())
+        if not (ROOT / path).exists()
+    ]
+
+    assert not missing, "\n".join(missing)
 
 
 def test_every_docs_page_is_linked_from_the_readme():
