@@ -13,7 +13,7 @@ compiles the model for that shape:
 
 * ``pipeline, frame cache``: adapter.training.pipeline.make_dataset as train() runs it from its
   second epoch: tf.data, parallel map, prefetch, clips sliced from each training range
-  decoded once into adapter.sample_clips.RangeCache (the first epoch fills it; the fill time
+  decoded once into adapter.datasets.sample_clips.RangeCache (the first epoch fills it; the fill time
   is printed);
 * ``pipeline, decoding every clip``: the same tf.data pipeline without the cache;
 * ``in-memory``: the same clips, decoded beforehand, as tensors into model.fit: the

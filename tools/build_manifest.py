@@ -2,7 +2,7 @@
 """Generate the preset configurations (configs/*.json) and the DPK manifest (dataloop.json).
 
 Nothing in those files is written by hand: the model configurations come from
-adapter.presets (per-variant input and embeddings size, MovinetConfig's defaults), the labels from
+adapter.core.presets (per-variant input and embeddings size, MovinetConfig's defaults), the labels from
 adapter/data/kinetics_600_labels.txt, the version from adapter.__version__, and the
 runner image names from runner_image() below (the one place that names them).
 
