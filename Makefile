@@ -26,6 +26,6 @@ predict-sample: setup
 manifest: setup
 	$(PY) tools/build_manifest.py
 
-# Build the runner images dataloop.json names (needs docker); see the README's Deploy section.
+# Build the runner images dataloop.json names (needs docker); see docs/deploy.md.
 images:
 	$(PYTHON) tools/build_images.py

@@ -1,4 +1,4 @@
-"""Which decoder should adapter/video.py use? Measure the real workload on each.
+"""Which decoder should adapter/video/reader.py use? Measure the real workload on each.
 
 Run by hand from the repository root:
 
@@ -13,7 +13,7 @@ a fresh child process:
 * ``cv2``: OpenCV VideoCapture (grab() every frame, retrieve() the kept ones);
 * ``pyav-frame``: PyAV decoding every picture with frame threading (``thread_type="AUTO"``);
 * ``pyav-slice``: PyAV decoding every picture with slice threading;
-* ``pyav``: what adapter/decoders.py ships: threading picked from the stream's slices,
+* ``pyav``: what adapter/video/decoders.py ships: threading picked from the stream's slices,
   and the H.264 pictures that are neither kept nor referenced left undecoded.
 
 For each it reports the wall time (best of ``--repeats``), frames of the video per
@@ -22,7 +22,7 @@ just before the read, from /proc/self/status). Kept frames are converted to BGR
 ndarrays, as in the pipeline, and then dropped; a checksum of them must agree across
 decoders.
 
-The README's Benchmarks section holds the figures of the latest run.
+docs/benchmarks.md holds the figures of the latest run.
 """
 
 from __future__ import annotations

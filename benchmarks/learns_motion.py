@@ -14,7 +14,7 @@ Training starts from random initialisation (pretrained: false): real pretrained 
 cannot be downloaded here, and the hub exports the tests use are random too. The default
 test run trains the two-class case through the command line
 (tests/training/test_fit.py::test_the_command_line_trains_a_model_that_learns_motion_no_single_frame_shows).
-The README's Benchmarks section holds the figures of the latest run.
+docs/benchmarks.md holds the figures of the latest run.
 """
 
 from __future__ import annotations

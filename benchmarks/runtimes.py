@@ -9,7 +9,7 @@ the real weights: same network, same cost):
   runtime "tensorflow" (the tf.function the adapter calls) and "tflite" (the LiteRT step),
   measured in alternating rounds in one process.
 - clip: a0 base with the preset's imgz and n_frames, ms per clip for runtime "tensorflow"
-  (BaseVideoClassifier, fast_conv's tap convolutions, batches of 1 and of the default
+  (BaseVideoClassifier, layer_swaps' temporal-tap convolutions, batches of 1 and of the default
   batch_size) and "tflite" (the LiteRT clip model, one clip per call), alternating rounds.
 - predict: MovinetAdapter.predict (what `movinet predict` runs) of a 1280x720 30 fps H.264
   video, sampled at the preset's 5 fps, after a warm-up video; seconds of video per second;

@@ -13,7 +13,7 @@ compiles the model for that shape:
 
 * ``pipeline, frame cache``: adapter.training.pipeline.make_dataset as train() runs it from its
   second epoch: tf.data, parallel map, prefetch, clips sliced from each training range
-  decoded once into adapter.sample_clips.RangeCache (the first epoch fills it; the fill time
+  decoded once into adapter.datasets.sample_clips.RangeCache (the first epoch fills it; the fill time
   is printed);
 * ``pipeline, decoding every clip``: the same tf.data pipeline without the cache;
 * ``in-memory``: the same clips, decoded beforehand, as tensors into model.fit: the
@@ -26,8 +26,8 @@ Then one epoch over the whole training set (frame-cache pipeline, after a warm-u
 with the backbone trained (full fine-tuning) and frozen (freeze_backbone: head only).
 
 The a0 defaults from realistic input: ``--videos 8 --width 1280 --height 720 --source-fps 30
---seconds 20 --imgz 172 --n-frames 13 --batch-size 2 --steps 4 --repeats 2``. The README's
-Benchmarks section holds the figures of the latest run.
+--seconds 20 --imgz 172 --n-frames 13 --batch-size 2 --steps 4 --repeats 2``. docs/benchmarks.md
+holds the figures of the latest run.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Run by hand from the repository root:
 Prints the validation accuracy of the kept epoch and of the last epoch of each run; exits 1
 unless the pretrained start wins (kept epoch) on every seed. Commands run in this process
 (cli.main) so that the seed can be set before each, as the command line takes none.
-The README's Benchmarks section holds the figures of the latest run.
+docs/benchmarks.md holds the figures of the latest run.
 """
 
 from __future__ import annotations

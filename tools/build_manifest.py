@@ -2,7 +2,7 @@
 """Generate the preset configurations (configs/*.json) and the DPK manifest (dataloop.json).
 
 Nothing in those files is written by hand: the model configurations come from
-adapter.presets (per-variant input and embeddings size, MovinetConfig's defaults), the labels from
+adapter.core.presets (per-variant input and embeddings size, MovinetConfig's defaults), the labels from
 adapter/data/kinetics_600_labels.txt, the version from adapter.__version__, and the
 runner image names from runner_image() below (the one place that names them).
 
@@ -54,7 +54,7 @@ CONFIG_IMAGES = {DEPLOY_CONFIG: "cpu", TRAIN_CONFIG: "gpu"}
 # Fine-tuning a video model on a T4 can take hours; the platform default would cut it off.
 TRAIN_EXECUTION_TIMEOUT_S = 24 * 60 * 60
 # predict_dataset runs up to a preset's predict_embed_subset_limit videos in one execution;
-# the platform default (1 h) would cut it off. The limits are sized to fit (README, Deploy).
+# the platform default (1 h) would cut it off. The limits are sized to fit (docs/deploy.md, Timeouts).
 DEPLOY_EXECUTION_TIMEOUT_S = 6 * 60 * 60
 SCOPES = ("project", "public")
 

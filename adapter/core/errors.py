@@ -1,7 +1,7 @@
 """The adapter's own errors: one base type that carries the command line's exit code.
 
 Every error the adapter raises on purpose derives from MovinetError, so the command line
-maps them to exit codes in one place (cli.main) and the README's table holds:
+maps them to exit codes in one place (cli.main) and docs/cli.md's table holds:
 
     1  some videos could not be processed (the others were)
     2  a bad option, configuration key, data folder or weights folder

@@ -28,7 +28,7 @@ SHARED_KEYS = ("hub_version", "batch_size", "num_epochs", "n_frames", "top_k", "
 # Videos one predict_dataset (or embed_dataset) execution handles: the SDK's
 # predict_embed_subset_limit (its default, 1000, would outlast the deploy service's
 # executionTimeout on a CPU pod); a larger dataset is split into executions of this many.
-# Sized from the measured cost per video (README, Deploy in a Dataloop project).
+# Sized from the measured cost per video (docs/deploy.md, Timeouts).
 PREDICT_SUBSET_LIMITS = {"a0": 550, "a1": 550, "a2": 500, "a3": 150, "a4": 150, "a5": 50}
 
 

@@ -55,7 +55,7 @@ def build_classifier(
     """A MovinetClassifier; stream mode takes and returns the model's states.
 
     Base networks compute their 3D convolutions as sums of 2D ones (model/layer_swaps.py): the
-    same function of the same weights, much faster on CPU (README, Benchmarks). Where
+    same function of the same weights, much faster on CPU (docs/benchmarks.md). Where
     TensorFlow sees a GPU they keep the stock Conv3D (layer_swaps.temporal_taps_preferred).
     tap_convolutions=False always keeps the stock layers (an exported SavedModel holds
     only official layers).

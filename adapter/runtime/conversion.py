@@ -105,7 +105,7 @@ def convert(concrete_function, model: tf_keras.Model, quantize: str, representat
         raise UsageError(f"quantize must be one of {', '.join(QUANTIZATIONS)}. Received: quantize={quantize!r}")
     # The converter first saves the function with the object owning its variables as a
     # SavedModel. Given the Keras model, TF-Keras would also trace and serialise every
-    # layer's call, most of a conversion's time (README: Runtimes and cold start); a module
+    # layer's call, most of a conversion's time (docs/benchmarks.md, TF Lite conversion); a module
     # holding just the variables gives the same flatbuffer.
     variables = tf.Module()
     variables.model_variables = list(model.variables)

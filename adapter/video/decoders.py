@@ -11,7 +11,7 @@ The PyAV decoder is told which indices are wanted. For H.264 it then leaves out 
 pictures that are neither wanted nor used as a reference by any other picture (see
 video/h264.py): their packets are never decoded, and such a frame comes out as
 ``(index, None)``. The frames that are decoded are bit for bit the same as in a full
-decode; the saving is in the README (Benchmarks, decoding backends).
+decode; the saving is in docs/benchmarks.md (Decoding backends).
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def threading_for(slices_per_picture: int, cores: int) -> str:
 
     Slice threads decode the slices of one picture in parallel and frame threads
     several pictures at once; frame threads wait on each other's reference rows, so
-    when there are as many slices as cores, slice threading is the faster one (README,
-    Benchmarks), and otherwise only frame threads use every core.
+    when there are as many slices as cores, slice threading is the faster one
+    (docs/benchmarks.md), and otherwise only frame threads use every core.
 
     Args:
         slices_per_picture: coded slices in the stream's first picture (0 if unknown).

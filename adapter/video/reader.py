@@ -18,7 +18,7 @@ Decoding is done by FFmpeg through PyAV (video/decoders.py). PyAV tells a decodi
 error from the end of the stream (OpenCV's grab() returns False for both), names the
 codec error, gives the exact rational frame rate and lets the decoder leave pictures
 out. OpenCV's ``VideoCapture`` remains as a second decoder for comparison
-(``benchmarks/decode_backends.py``, figures in the README), and the tests keep the two
+(``benchmarks/decode_backends.py``, figures in docs/benchmarks.md), and the tests keep the two
 in agreement.
 """
 

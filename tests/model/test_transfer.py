@@ -1,4 +1,4 @@
-"""Starting from any model and exporting what was trained (adapter.loading, network, savedmodel_export, cli).
+"""Starting from any model and exporting what was trained (model.loading, model.network, export.savedmodel, cli).
 
 A hub_handle SavedModel of any class count; the error for one of another variant or mode;
 `movinet train --weights`; what the log says training starts from; `movinet

@@ -34,7 +34,7 @@ MISSING = [name for name in REQUIRED if not os.environ.get(name)]
 
 pytestmark = pytest.mark.skipif(
     bool(MISSING),
-    reason=f"real-platform tests need {', '.join(MISSING)} in the environment (README: Real-platform tests)",
+    reason=f"real-platform tests need {', '.join(MISSING)} in the environment (docs/testing.md: Real-platform tests)",
 )
 
 import dtlpy as dl  # noqa: E402

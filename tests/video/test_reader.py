@@ -1,4 +1,4 @@
-"""Tests for adapter/video.py: decoding, resampling, streaming and bad input."""
+"""Tests for adapter/video/reader.py: decoding, resampling, streaming and bad input."""
 
 from __future__ import annotations
 
