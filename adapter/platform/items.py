@@ -30,6 +30,39 @@ def describe_item(item: dl.Item) -> str:
     return f"item {item.name!r} (id {item.id})"
 
 
+# Free space a download leaves for everything else on the pod's disk (decoder, logs, other items).
+DISK_HEADROOM_BYTES = 512 * 1024 * 1024
+
+
+def item_size(item: dl.Item) -> int | None:
+    """The item's file size in bytes as the platform records it (metadata.system.size), or None."""
+    size = ((item.metadata or {}).get("system") or {}).get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+
+
+def disk_space_error(name: str, size: int | None, folder: str) -> str | None:
+    """Why a file of size bytes cannot be written into folder now (None when it fits or the size is unknown).
+
+    Args:
+        name: the item's description, for the message.
+        size: the file's size in bytes, or None.
+        folder: where it would be written.
+
+    Returns:
+        The error naming the item, the sizes and the folder, or None.
+    """
+    if size is None:
+        return None
+    free = shutil.disk_usage(folder).free
+    if size + DISK_HEADROOM_BYTES <= free:
+        return None
+    return (
+        f"{name} was not downloaded: it is {size / 1e6:.1f} MB and {folder} has {free / 1e6:.1f} MB free "
+        f"(a download leaves {DISK_HEADROOM_BYTES / 1e6:.0f} MB); give the service a pod with more disk "
+        "or a smaller batch_size"
+    )
+
+
 def download_item(item: dl.Item) -> VideoInput:
     name = describe_item(item)
     if not is_video_mimetype(item.mimetype):
@@ -37,6 +70,11 @@ def download_item(item: dl.Item) -> VideoInput:
         logger.error(error)
         return VideoInput(name=name, path=None, item=item, error=error)
     download_dir = tempfile.mkdtemp(prefix="movinet-item-")
+    no_room = disk_space_error(name, item_size(item), download_dir)
+    if no_room is not None:
+        shutil.rmtree(download_dir, ignore_errors=True)
+        logger.error(no_room)
+        return VideoInput(name=name, path=None, item=item, error=no_room)
     try:
         path = item.download(local_path=download_dir, overwrite=True)
     except Exception as err:  # the SDK raises many kinds; any of them fails this item only
