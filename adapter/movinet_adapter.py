@@ -25,6 +25,7 @@ from adapter.platform.dataset_runs import (
     DatasetRun,
     downloading_annotations_to,
     progress_bars_on_terminal_only,
+    subset_limit_sized_by_duration,
 )
 from adapter.platform.items import ItemError, download_item, local_item
 from adapter.platform.offline_model import OfflineModel
@@ -205,8 +206,10 @@ class MovinetAdapter(dl.BaseModelAdapter):
             The run's report: {"items", "succeeded", "failed": [{"item", "reason"}]}.
         """
         run = self._dataset_run = DatasetRun("prediction")
+        limit = self.read_config().predict_embed_subset_limit
         try:
-            super().predict_dataset(dataset, filters=filters, batch_size=batch_size, progress=progress, **kwargs)
+            with subset_limit_sized_by_duration(self.model_entity, dataset, filters, limit):
+                super().predict_dataset(dataset, filters=filters, batch_size=batch_size, progress=progress, **kwargs)
         finally:
             self._dataset_run = None
         return run.finish()

@@ -132,6 +132,106 @@ def downloading_annotations_to(dataset, folder: str):
     return scoring_dataset
 
 
+SUBSET_LIMIT_KEY = "predict_embed_subset_limit"
+# The unit the presets' subset limits count in: one-minute videos (core.presets).
+LIMIT_VIDEO_SECONDS = 60.0
+
+
+def video_seconds(item) -> float | None:
+    """An item's duration in seconds from its platform metadata, or None when it has none.
+
+    metadata.system.duration when present; else metadata.system.nb_frames (or ffmpeg.nb_frames)
+    divided by metadata.system.fps.
+
+    Args:
+        item: a dl.Item (or its JSON).
+
+    Returns:
+        The duration, or None.
+    """
+    metadata = item.get("metadata") if isinstance(item, dict) else item.metadata
+    system = (metadata or {}).get("system") or {}
+
+    def number(value):
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+    duration = number(system.get("duration"))
+    if duration is not None:
+        return duration
+    frames = number(system.get("nb_frames")) or number((system.get("ffmpeg") or {}).get("nb_frames"))
+    fps = number(system.get("fps"))
+    return frames / fps if frames is not None and fps is not None else None
+
+
+def subset_limit_for(limit: int, durations: Iterable[float | None]) -> int:
+    """Videos per child execution for a run: the limit counts one-minute videos, so longer ones lower it.
+
+    The SDK splits a dataset by item count, in id order, so any chunk may hold the longest
+    videos: the limit is sized on the longest one known. Videos without a duration count as one
+    minute.
+
+    Args:
+        limit: the configuration's predict_embed_subset_limit (one-minute videos).
+        durations: the run's videos' durations in seconds (None: unknown).
+
+    Returns:
+        max(1, floor(limit * 60 / longest)) when the longest exceeds a minute, else limit.
+    """
+    longest = max((seconds for seconds in durations if seconds is not None), default=LIMIT_VIDEO_SECONDS)
+    if longest <= LIMIT_VIDEO_SECONDS:
+        return limit
+    return max(1, int(limit * LIMIT_VIDEO_SECONDS // longest))
+
+
+@contextlib.contextmanager
+def subset_limit_sized_by_duration(model_entity, dataset, filters, limit: int) -> Iterator[int]:
+    """Within the block, the model's predict_embed_subset_limit is the run's (subset_limit_for).
+
+    The SDK reads the limit from the model's configuration; it is changed in the entity's own
+    dict, without model.update, so the platform's copy (and the children's) keeps the
+    configured limit, and restored at the end. One run per replica at a time (the deploy
+    service's concurrency is 1), so no other run reads it meanwhile.
+
+    Args:
+        model_entity: the dl.Model whose configuration the SDK reads.
+        dataset: the dl.Dataset of the run.
+        filters: the run's dl.Filters, a DQL dict, or None.
+        limit: the configured limit.
+
+    Returns:
+        A context manager giving the run's limit.
+    """
+    import dtlpy as dl
+
+    if filters is None:
+        filters = dl.Filters()
+    elif isinstance(filters, dict):
+        filters = dl.Filters(custom_filter=copy.deepcopy(filters))
+    query = copy.deepcopy(filters.prepare())
+    query["pageSize"] = 1000
+    durations = [
+        video_seconds(item) for page in dataset.items.list(filters=dl.Filters(custom_filter=query)) for item in page
+    ]
+    run_limit = subset_limit_for(limit, durations)
+    configuration = model_entity.configuration
+    had_key, previous = SUBSET_LIMIT_KEY in configuration, configuration.get(SUBSET_LIMIT_KEY)
+    if run_limit != limit:
+        logger.info(
+            "The longest video of this run is %.0f s: %d per execution instead of %d one-minute videos",
+            max(seconds for seconds in durations if seconds is not None),
+            run_limit,
+            limit,
+        )
+    configuration[SUBSET_LIMIT_KEY] = run_limit
+    try:
+        yield run_limit
+    finally:
+        if had_key:
+            configuration[SUBSET_LIMIT_KEY] = previous
+        else:
+            configuration.pop(SUBSET_LIMIT_KEY, None)
+
+
 SDK_FLOWS_MODULE = "dtlpy.ml.base_model_adapter"
 SCORING_MODULE = "dtlpymetrics.scoring.models"
 

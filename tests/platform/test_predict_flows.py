@@ -221,3 +221,30 @@ def test_a_filtered_evaluation_scores_only_its_items_even_after_an_evaluation_of
 
     # Only this run's items: none of the earlier download's item files are scored again.
     assert sorted(pd.read_csv(score_uploads[f"{model.id}.csv"])["item_id"]) == left
+
+
+def test_predict_dataset_puts_fewer_long_videos_in_an_execution_without_changing_the_model(
+    adapter, platform, dataset, monkeypatch
+):
+    # Two-minute videos: the configured 20 one-minute videos become 10 per execution for this run.
+    for item in platform.dataset_items[dataset.id]:
+        item["metadata"]["system"]["duration"] = 120.0
+    adapter.model_entity.configuration["predict_embed_subset_limit"] = 20
+    adapter.model_entity.configuration["predict_embed_timeout"] = 600  # else the SDK writes its default back
+    limits = []
+    split = dl.entities.Filters._get_split_filters
+
+    def recording_split(dataset, filters, max_items, **kwargs):
+        limits.append(max_items)
+        return split(dataset, filters, max_items, **kwargs)
+
+    monkeypatch.setattr(dl.entities.Filters, "_get_split_filters", staticmethod(recording_split))
+    updates = platform.model_updates
+
+    report = adapter.predict_dataset(dataset, filters=dl.Filters(field="dir", values="/left"))
+
+    assert limits == [10]
+    assert report["items"] == 2
+    # The platform's copy keeps the configured limit: no update was sent for the run's.
+    assert adapter.model_entity.configuration["predict_embed_subset_limit"] == 20
+    assert platform.model_updates == updates
