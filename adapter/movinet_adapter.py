@@ -22,6 +22,7 @@ from adapter.model.loading import LoadedModel, load_model
 from adapter.platform.annotations import build_annotations
 from adapter.platform.dataset_runs import (
     SCORING_MODULE,
+    ChildExecutions,
     DatasetRun,
     downloading_annotations_to,
     progress_bars_on_terminal_only,
@@ -206,13 +207,44 @@ class MovinetAdapter(dl.BaseModelAdapter):
             The run's report: {"items", "succeeded", "failed": [{"item", "reason"}]}.
         """
         run = self._dataset_run = DatasetRun("prediction")
-        limit = self.read_config().predict_embed_subset_limit
         try:
-            with subset_limit_sized_by_duration(self.model_entity, dataset, filters, limit):
-                super().predict_dataset(dataset, filters=filters, batch_size=batch_size, progress=progress, **kwargs)
+            super().predict_dataset(dataset, filters=filters, batch_size=batch_size, progress=progress, **kwargs)
         finally:
             self._dataset_run = None
         return run.finish()
+
+    def _execute_dataset_operation(
+        self, dataset, operation_type, filters=None, progress=None, batch_size=None, multiple_executions=True
+    ):
+        """The SDK's dataset run, with a limit sized by video duration and its children's reports counted.
+
+        A run over more items than the limit starts child executions and waits for them; their
+        items and failures go into the run's report (predict_dataset) as if predicted here.
+
+        Returns:
+            True, as the SDK's.
+        """
+        if not multiple_executions:  # evaluate_model: every item in this process
+            return super()._execute_dataset_operation(
+                dataset, operation_type, filters, progress, batch_size, multiple_executions
+            )
+        limit = self.read_config().predict_embed_subset_limit
+        children = ChildExecutions(self.model_entity)
+        with subset_limit_sized_by_duration(self.model_entity, dataset, filters, limit), children.recording():
+            try:
+                result = super()._execute_dataset_operation(
+                    dataset, operation_type, filters, progress, batch_size, multiple_executions
+                )
+            except ValueError:
+                if not children.created:
+                    raise
+                result = True  # "failed to predict entire dataset": each child's report says what failed
+        if children.created:
+            run = self._dataset_run if self._dataset_run is not None else DatasetRun(operation_type)
+            children.report_into(run, self.project, dataset)
+            if run is not self._dataset_run:
+                run.finish()  # embed: no report to return, but a run where everything failed is an error
+        return result
 
     def evaluate_model(self, model, dataset, filters=None, progress=None, context=None):
         """The SDK's flow: predict top-1 over the filtered items (failed ones reported), then score.
