@@ -28,7 +28,7 @@ from adapter.platform.dataset_runs import (
     progress_bars_on_terminal_only,
     subset_limit_sized_by_duration,
 )
-from adapter.platform.items import ItemError, download_item, local_item
+from adapter.platform.items import ItemError, check_subsets_fit, download_item, local_item
 from adapter.platform.offline_model import OfflineModel
 from adapter.runtime.backend import make_classifier, runtime_for
 from adapter.runtime.results import VideoPrediction
@@ -413,6 +413,21 @@ class MovinetAdapter(dl.BaseModelAdapter):
         check_trainable(MovinetConfig.from_dict(dict(model.configuration)))
         check_devices("training")
         return super().train_model(model, cleanup=cleanup, progress=progress, context=context)
+
+    def prepare_data(self, dataset, root_path=None, data_path=None, output_path=None, overwrite=False, **kwargs):
+        """The SDK's download of the model's subsets, after checking that they fit on the disk.
+
+        Returns:
+            (root_path, data_path, output_path), as the SDK's.
+        """
+        from dtlpy import service_defaults
+
+        subsets = ((self.model_entity.metadata or {}).get("system") or {}).get("subsets")
+        if subsets:  # the SDK itself says when there are none
+            check_subsets_fit(dataset, subsets, data_path or root_path or service_defaults.DATALOOP_PATH)
+        return super().prepare_data(
+            dataset, root_path=root_path, data_path=data_path, output_path=output_path, overwrite=overwrite, **kwargs
+        )
 
     def convert_from_dtlpy(self, data_path, **kwargs):
         """Nothing to convert: adapter.dataset reads prepare_data's layout (items/ and json/) as it is.

@@ -63,6 +63,48 @@ def disk_space_error(name: str, size: int | None, folder: str) -> str | None:
     )
 
 
+class NotEnoughDisk(MovinetError, OSError):
+    """A training download that would not fit on the disk; names the sizes and the largest items."""
+
+
+def existing_folder(path: str) -> str:
+    """path, or its nearest existing parent (where the disk usage of a folder yet to be made is read)."""
+    path = os.path.abspath(path)
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def check_subsets_fit(dataset: dl.Dataset, subsets: dict, folder: str) -> int:
+    """Raise NotEnoughDisk when the subsets' videos (metadata.system.size) would not fit in folder's free space.
+
+    Args:
+        dataset: the model's dataset.
+        subsets: {subset name: DQL query} (model.metadata.system.subsets).
+        folder: where they will be downloaded (may not exist yet).
+
+    Returns:
+        The bytes the download needs (items without a recorded size count 0).
+    """
+    sized = []
+    for query in subsets.values():
+        listing = dict(query)
+        listing["pageSize"] = 1000
+        for page in dataset.items.list(filters=dl.Filters(custom_filter=listing)):
+            sized.extend((item_size(item) or 0, describe_item(item)) for item in page)
+    needed = sum(size for size, _ in sized)
+    where = existing_folder(folder)
+    free = shutil.disk_usage(where).free
+    if needed + DISK_HEADROOM_BYTES > free:
+        largest = ", ".join(f"{name} ({size / 1e6:.1f} MB)" for size, name in sorted(sized, reverse=True)[:3])
+        raise NotEnoughDisk(
+            f"The training data ({len(sized)} items, {needed / 1e6:.1f} MB) does not fit in {where}: "
+            f"{free / 1e6:.1f} MB free, and a download leaves {DISK_HEADROOM_BYTES / 1e6:.0f} MB. Largest: {largest}. "
+            "Train on a pod with more disk or on a smaller subset."
+        )
+    return needed
+
+
 def download_item(item: dl.Item) -> VideoInput:
     name = describe_item(item)
     if not is_video_mimetype(item.mimetype):
