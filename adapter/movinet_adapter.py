@@ -167,7 +167,10 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
     # ------------------------------------------------------------------ prediction
     def prepare_item_func(self, item: dl.Item):
-        return download_item(item)
+        from adapter.core.presets import longest_video_seconds
+
+        config = self.config if self.config is not None else self.read_config()
+        return download_item(item, max_seconds=longest_video_seconds(config.predict_embed_subset_limit))
 
     def predict_items(self, items: list, batch_size=None, **kwargs):
         """The SDK's flow, then one error naming every video that failed (after the others).

@@ -35,6 +35,23 @@ CHILD_BUDGET_S = 3 * 60 * 60
 # The deploy service's executionTimeout: the parent of a dataset run waits for its children
 # inside it, so it bounds the whole run (children run CHILD_BUDGET_S each, in parallel).
 DEPLOY_EXECUTION_TIMEOUT_S = 24 * 60 * 60
+
+
+def longest_video_seconds(subset_limit: int) -> float:
+    """The longest video one deploy execution can process before its timeout, at the presets' measured cost.
+
+    A limit of L one-minute videos takes CHILD_BUDGET_S, so one video of L * 60 * (timeout /
+    budget) seconds takes the whole DEPLOY_EXECUTION_TIMEOUT_S.
+
+    Args:
+        subset_limit: the model's predict_embed_subset_limit.
+
+    Returns:
+        Seconds of video.
+    """
+    return subset_limit * 60.0 * DEPLOY_EXECUTION_TIMEOUT_S / CHILD_BUDGET_S
+
+
 # The parent's wait for its children (the SDK's predict_embed_timeout): it must end before the
 # execution's timeout, leaving time to split the dataset first and to read the children's reports.
 PREDICT_EMBED_TIMEOUT_S = DEPLOY_EXECUTION_TIMEOUT_S - 30 * 60

@@ -21,6 +21,7 @@ import types
 from collections.abc import Iterable, Iterator, Sequence
 
 from adapter.core.errors import MovinetError
+from adapter.platform.items import video_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -140,32 +141,6 @@ def downloading_annotations_to(dataset, folder: str):
 SUBSET_LIMIT_KEY = "predict_embed_subset_limit"
 # The unit the presets' subset limits count in: one-minute videos (core.presets).
 LIMIT_VIDEO_SECONDS = 60.0
-
-
-def video_seconds(item) -> float | None:
-    """An item's duration in seconds from its platform metadata, or None when it has none.
-
-    metadata.system.duration when present; else metadata.system.nb_frames (or ffmpeg.nb_frames)
-    divided by metadata.system.fps.
-
-    Args:
-        item: a dl.Item (or its JSON).
-
-    Returns:
-        The duration, or None.
-    """
-    metadata = item.get("metadata") if isinstance(item, dict) else item.metadata
-    system = (metadata or {}).get("system") or {}
-
-    def number(value):
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
-
-    duration = number(system.get("duration"))
-    if duration is not None:
-        return duration
-    frames = number(system.get("nb_frames")) or number((system.get("ffmpeg") or {}).get("nb_frames"))
-    fps = number(system.get("fps"))
-    return frames / fps if frames is not None and fps is not None else None
 
 
 def subset_limit_for(limit: int, durations: Iterable[float | None]) -> int:

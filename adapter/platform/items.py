@@ -105,10 +105,55 @@ def check_subsets_fit(dataset: dl.Dataset, subsets: dict, folder: str) -> int:
     return needed
 
 
-def download_item(item: dl.Item) -> VideoInput:
+def video_seconds(item) -> float | None:
+    """An item's duration in seconds from its platform metadata, or None when it has none.
+
+    metadata.system.duration when present; else metadata.system.nb_frames (or ffmpeg.nb_frames)
+    divided by metadata.system.fps.
+
+    Args:
+        item: a dl.Item (or its JSON).
+
+    Returns:
+        The duration, or None.
+    """
+    metadata = item.get("metadata") if isinstance(item, dict) else item.metadata
+    system = (metadata or {}).get("system") or {}
+
+    def number(value):
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+    duration = number(system.get("duration"))
+    if duration is not None:
+        return duration
+    frames = number(system.get("nb_frames")) or number((system.get("ffmpeg") or {}).get("nb_frames"))
+    fps = number(system.get("fps"))
+    return frames / fps if frames is not None and fps is not None else None
+
+
+def download_item(item: dl.Item, max_seconds: float | None = None) -> VideoInput:
+    """The item downloaded into its own folder, or a VideoInput carrying why it cannot be.
+
+    Args:
+        item: the platform item.
+        max_seconds: the longest video one execution can process before its timeout; a longer
+            one (by its metadata) fails here, before the download, instead of the execution.
+
+    Returns:
+        The VideoInput (error set when the item cannot be predicted).
+    """
     name = describe_item(item)
     if not is_video_mimetype(item.mimetype):
         error = f"{name} is not a video (mimetype {item.mimetype!r}); MoViNet classifies video items only"
+        logger.error(error)
+        return VideoInput(name=name, path=None, item=item, error=error)
+    seconds = video_seconds(item)
+    if max_seconds is not None and seconds is not None and seconds > max_seconds:
+        error = (
+            f"{name} is {seconds:.0f} s long; at this model's measured cost one execution can process at most "
+            f"{max_seconds:.0f} s of video before its timeout (predict_embed_subset_limit one-minute videos per "
+            "child budget); cut it into shorter videos or use a smaller variant"
+        )
         logger.error(error)
         return VideoInput(name=name, path=None, item=item, error=error)
     download_dir = tempfile.mkdtemp(prefix="movinet-item-")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapter.platform.dataset_runs import subset_limit_for, video_seconds
+from adapter.platform.dataset_runs import subset_limit_for
+from adapter.platform.items import video_seconds
 
 
 @pytest.mark.parametrize(

@@ -47,3 +47,25 @@ def test_the_headroom_counts_against_the_free_space(tmp_path):
     free = shutil.disk_usage(tmp_path).free
     assert items.disk_space_error("x", free - items.DISK_HEADROOM_BYTES // 2, str(tmp_path)) is not None
     assert items.disk_space_error("x", 0, str(tmp_path)) is None
+
+
+def test_a_video_longer_than_an_execution_can_process_fails_by_name_before_its_download(video_item):
+    from adapter.core.presets import CHILD_BUDGET_S, DEPLOY_EXECUTION_TIMEOUT_S, longest_video_seconds
+
+    item = video_item(None)
+    # a5's limit: 50 one-minute videos per 3 h budget, so one video may last 50 min x (24 h / 3 h).
+    longest = longest_video_seconds(50)
+    assert longest == 50 * 60 * DEPLOY_EXECUTION_TIMEOUT_S / CHILD_BUDGET_S
+    item.metadata["system"]["duration"] = longest + 1
+    downloads = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(item), "download", lambda self, **kwargs: downloads.append(self.id))
+        video = items.download_item(item, max_seconds=longest)
+
+    assert downloads == [] and video.path is None
+    assert f"item 'long.mp4' (id item-long) is {longest + 1:.0f} s long" in video.error
+
+    item.metadata["system"]["duration"] = longest - 1
+    fits = items.download_item(item, max_seconds=longest)
+    assert fits.error is None
+    fits.cleanup()
