@@ -9,7 +9,9 @@ Optional:
 
     DATALOOP_ENV                platform environment for dl.setenv (default "prod")
     MOVINET_RUNNER_IMAGE_CPU    runner image of the deploy compute config (default: the manifest's)
-    MOVINET_RUNNER_IMAGE_GPU    runner image of the train/evaluate compute config (default: the manifest's)
+    MOVINET_RUNNER_IMAGE_GPU    runner image of the train/evaluate compute config (default: the manifest's,
+                                Dataloop's public CUDA 11.8 base, on which training refuses to run:
+                                set it to the prebuilt GPU image, docs/deploy.md)
     MOVINET_PLATFORM_TIMEOUT_S  how long to wait for one execution (default 3600)
 
 The DPK is published from dataloop.json under a unique name (movinet-test-<hex>, project scope)
