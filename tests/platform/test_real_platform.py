@@ -206,6 +206,10 @@ def deployed_model(project, app_model, cleanup) -> dl.Model:
 @pytest.fixture(scope="module")
 def trained(project, app_model, uploaded, cleanup) -> tuple[dl.Execution, dl.Model]:
     """A clone of a0 base on the uploaded dataset (labels left/right), after train_model."""
+    if not os.environ.get("MOVINET_RUNNER_IMAGE_GPU"):
+        # The manifest's GPU image is Dataloop's public CUDA 11.8 base, on which training refuses
+        # to run (TensorFlow 2.20 needs CUDA 12): that is by design, not the platform disagreeing.
+        pytest.skip("training needs MOVINET_RUNNER_IMAGE_GPU: the prebuilt GPU image (docs/deploy.md)")
     source = project.models.get(model_id=app_model.id)
     model = source.clone(
         model_name=f"{RUN}-finetuned",
