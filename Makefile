@@ -1,15 +1,16 @@
-# The two commands of the README. Each sets up .venv first: the pinned requirements.txt,
-# then this package (editable), which adds the `movinet` command.
+# The two commands of the README. Each sets up .venv first: the pinned requirements-test.txt
+# (runtime pins plus the test-only ones), then this package (editable), which adds the
+# `movinet` command.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: setup test predict-sample manifest images
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
@@ -26,6 +27,6 @@ predict-sample: setup
 manifest: setup
 	$(PY) tools/build_manifest.py
 
-# Build the runner images dataloop.json names (needs docker); see docs/deploy.md.
+# Build the prebuilt runner images (needs docker): make images IMAGE_REGISTRY=docker.io/you
 images:
-	$(PYTHON) tools/build_images.py
+	$(PYTHON) tools/build_images.py --image-registry $(IMAGE_REGISTRY)

@@ -29,11 +29,13 @@ from adapter.model.loading import LoadedModel, load_model
 from adapter.platform.annotations import build_annotations
 from adapter.platform.dataset_runs import (
     SCORING_MODULE,
+    ChildExecutions,
     DatasetRun,
     downloading_annotations_to,
     progress_bars_on_terminal_only,
+    subset_limit_sized_by_duration,
 )
-from adapter.platform.items import ItemError, download_item, local_item
+from adapter.platform.items import ItemError, check_subsets_fit, download_item, local_item
 from adapter.platform.offline_model import OfflineModel
 from adapter.runtime.backend import make_classifier, runtime_for
 from adapter.runtime.results import VideoPrediction
@@ -171,7 +173,10 @@ class MovinetAdapter(dl.BaseModelAdapter):
 
     # ------------------------------------------------------------------ prediction
     def prepare_item_func(self, item: dl.Item):
-        return download_item(item)
+        from adapter.core.presets import longest_video_seconds
+
+        config = self.config if self.config is not None else self.read_config()
+        return download_item(item, max_seconds=longest_video_seconds(config.predict_embed_subset_limit))
 
     def predict_items(self, items: list, batch_size=None, **kwargs):
         """The SDK's flow, then one error naming every video that failed (after the others).
@@ -216,6 +221,39 @@ class MovinetAdapter(dl.BaseModelAdapter):
         finally:
             self._dataset_run = None
         return run.finish()
+
+    def _execute_dataset_operation(
+        self, dataset, operation_type, filters=None, progress=None, batch_size=None, multiple_executions=True
+    ):
+        """The SDK's dataset run, with a limit sized by video duration and its children's reports counted.
+
+        A run over more items than the limit starts child executions and waits for them; their
+        items and failures go into the run's report (predict_dataset) as if predicted here.
+
+        Returns:
+            True, as the SDK's.
+        """
+        if not multiple_executions:  # evaluate_model: every item in this process
+            return super()._execute_dataset_operation(
+                dataset, operation_type, filters, progress, batch_size, multiple_executions
+            )
+        limit = self.read_config().predict_embed_subset_limit
+        children = ChildExecutions(self.model_entity)
+        with subset_limit_sized_by_duration(self.model_entity, dataset, filters, limit), children.recording():
+            try:
+                result = super()._execute_dataset_operation(
+                    dataset, operation_type, filters, progress, batch_size, multiple_executions
+                )
+            except ValueError:
+                if not children.created:
+                    raise
+                result = True  # "failed to predict entire dataset": each child's report says what failed
+        if children.created:
+            run = self._dataset_run if self._dataset_run is not None else DatasetRun(operation_type)
+            children.report_into(run, self.project, dataset)
+            if run is not self._dataset_run:
+                run.finish()  # embed: no report to return, but a run where everything failed is an error
+        return result
 
     def evaluate_model(self, model, dataset, filters=None, progress=None, context=None):
         """The SDK's flow: predict top-1 over the filtered items (failed ones reported), then score.
@@ -382,6 +420,21 @@ class MovinetAdapter(dl.BaseModelAdapter):
         check_trainable(MovinetConfig.from_dict(dict(model.configuration)))
         check_devices("training")
         return super().train_model(model, cleanup=cleanup, progress=progress, context=context)
+
+    def prepare_data(self, dataset, root_path=None, data_path=None, output_path=None, overwrite=False, **kwargs):
+        """The SDK's download of the model's subsets, after checking that they fit on the disk.
+
+        Returns:
+            (root_path, data_path, output_path), as the SDK's.
+        """
+        from dtlpy import service_defaults
+
+        subsets = ((self.model_entity.metadata or {}).get("system") or {}).get("subsets")
+        if subsets:  # the SDK itself says when there are none
+            check_subsets_fit(dataset, subsets, data_path or root_path or service_defaults.DATALOOP_PATH)
+        return super().prepare_data(
+            dataset, root_path=root_path, data_path=data_path, output_path=output_path, overwrite=overwrite, **kwargs
+        )
 
     def convert_from_dtlpy(self, data_path, **kwargs):
         """Nothing to convert: datasets.layout reads prepare_data's layout (items/ and json/) as it is.

@@ -1,14 +1,16 @@
 #!/usr/bin/env python
-"""Build (and push) the runner images dataloop.json names, from docker/*.Dockerfile.
+"""Build (and push) the prebuilt runner images, from docker/*.Dockerfile.
 
 The names and tags come from tools/build_manifest.py (runner_image: registry, name and
-the release version), so the images built here are the ones the manifest's computeConfigs
-run. Run from anywhere; the build context is the repository root.
+the release version), so the images built here are the ones a release manifest written with
+the same --image-registry runs. Run from anywhere; the build context is the repository root.
 
-    python tools/build_images.py                 # docker build both images
-    python tools/build_images.py --push          # build, then docker push them
-    python tools/build_images.py --image-registry REGISTRY --push   # your own registry
-    python tools/build_images.py --dry-run       # print the docker commands only
+    python tools/build_images.py --image-registry REGISTRY            # docker build both images
+    python tools/build_images.py --image-registry REGISTRY --push     # build, then docker push them
+    python tools/build_images.py --image-registry REGISTRY --dry-run  # print the docker commands only
+
+Then `python tools/build_manifest.py --image-registry REGISTRY --output dataloop.release.json`
+writes the manifest that runs them (dataloop.json runs Dataloop's public bases).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import build_manifest  # noqa: E402
 ROOT = build_manifest.ROOT
 
 
-def docker_commands(image_registry: str = build_manifest.IMAGE_REGISTRY, push: bool = False) -> list[list[str]]:
+def docker_commands(image_registry: str, push: bool = False) -> list[list[str]]:
     """The docker commands that build (and push) every runner image.
 
     Args:
@@ -57,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         0, or the exit code of the first docker command that failed.
     """
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--image-registry", default=build_manifest.IMAGE_REGISTRY, metavar="REGISTRY")
+    parser.add_argument(
+        "--image-registry",
+        required=True,
+        metavar="REGISTRY",
+        help="a registry Dataloop's pods can pull from (a public one you can push to), e.g. docker.io/you",
+    )
     parser.add_argument("--push", action="store_true", help="push the images after building them")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)

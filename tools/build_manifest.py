@@ -8,7 +8,7 @@ runner image names from runner_image() below (the one place that names them).
 
     python tools/build_manifest.py           # (re)write configs/*.json and dataloop.json
     python tools/build_manifest.py --check   # exit 1 if any of them is out of date
-    python tools/build_manifest.py --image-registry REGISTRY --output FILE   # your own images
+    python tools/build_manifest.py --image-registry REGISTRY --output FILE   # your prebuilt images
     python tools/build_manifest.py --public --output FILE   # the app owner's public release
 """
 
@@ -26,7 +26,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adapter import __version__  # noqa: E402
-from adapter.core.presets import json_number, kinetics_600_labels, preset_configurations
+from adapter.core.presets import (  # noqa: E402
+    DEPLOY_EXECUTION_TIMEOUT_S,
+    json_number,
+    kinetics_600_labels,
+    preset_configurations,
+)
 from adapter.core.variants import VARIANTS  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -45,17 +50,26 @@ CLASS_NAME = "MovinetAdapter"
 
 DEPLOY_CONFIG = "movinet-deploy"
 TRAIN_CONFIG = "movinet-train-evaluate"
-# Runner images: requirements.txt on Dataloop's Python 3.11 runner base (docker/). The CPU
-# image serves predictions; the GPU one (TensorFlow with CUDA) trains and evaluates.
-IMAGE_REGISTRY = "gcr.io/viewo-g/piper/agent/runner/apps"
+# Runner images. By default Dataloop's public Python 3.11 runner bases, which anyone's pods can
+# pull: the runner installs the codebase's requirements.txt (runtime packages only) when a
+# service starts. Prebuilt images (docker/*.Dockerfile: the same bases with the requirements,
+# the GPU one with CUDA 12 TensorFlow) start faster; they need a registry of your own
+# (--image-registry, tools/build_images.py). docs/deploy.md says which to choose.
+PUBLIC_RUNNER_BASES = {
+    "cpu": "hub.dataloop.ai/dtlpy-runner-images/cpu:python3.11_opencv",
+    "gpu": "hub.dataloop.ai/dtlpy-runner-images/gpu:python3.11_cuda11.8_opencv",
+}
 IMAGE_NAME = "movinet-adapter"
 DOCKERFILES = {"cpu": "docker/cpu.Dockerfile", "gpu": "docker/gpu.Dockerfile"}
 CONFIG_IMAGES = {DEPLOY_CONFIG: "cpu", TRAIN_CONFIG: "gpu"}
 # Fine-tuning a video model on a T4 can take hours; the platform default would cut it off.
 TRAIN_EXECUTION_TIMEOUT_S = 24 * 60 * 60
-# predict_dataset runs up to a preset's predict_embed_subset_limit videos in one execution;
-# the platform default (1 h) would cut it off. The limits are sized to fit (docs/deploy.md, Timeouts).
-DEPLOY_EXECUTION_TIMEOUT_S = 6 * 60 * 60
+# DEPLOY_EXECUTION_TIMEOUT_S (adapter.core.presets): a dataset run's parent waits for its
+# children inside its own execution, so the presets' predict_embed_timeout is sized from it.
+# Replicas of the deploy service: with concurrency 1 a parent waiting for its children holds one
+# replica, so the children need others; a queue of one message already asks for another replica.
+DEPLOY_MAX_REPLICAS = 4
+QUEUE_LENGTH = 1
 SCOPES = ("project", "public")
 
 DESCRIPTION = (
@@ -89,38 +103,41 @@ def _model_description(model_id: str, model_mode: str) -> str:
     )
 
 
-def runner_image(variant: str, registry: str = IMAGE_REGISTRY) -> str:
-    """The runner image of a variant, tagged with the release version.
+def runner_image(variant: str, registry: str | None = None) -> str:
+    """The runner image of a variant: Dataloop's public base, or the prebuilt image in registry.
 
     Args:
         variant: "cpu" or "gpu" (a key of DOCKERFILES).
-        registry: the registry and path the images are pushed to.
+        registry: where tools/build_images.py pushed the prebuilt images; None: the public base.
 
     Returns:
-        e.g. gcr.io/viewo-g/piper/agent/runner/apps/movinet-adapter:0.1.0-cpu
+        e.g. hub.dataloop.ai/dtlpy-runner-images/cpu:python3.11_opencv, or
+        docker.io/you/movinet-adapter:0.1.0-cpu
     """
     if variant not in DOCKERFILES:
         raise ValueError(f"runner image variant {variant!r} is not one of {sorted(DOCKERFILES)}")
+    if registry is None:
+        return PUBLIC_RUNNER_BASES[variant]
     return f"{registry.rstrip('/')}/{IMAGE_NAME}:{VERSION}-{variant}"
 
 
-def _compute_config(name: str, pod_type: str, runner_image: str, execution_timeout: int) -> dict:
-    config = {
-        "name": name,
-        "runtime": {
-            "podType": pod_type,
-            "concurrency": 1,
-            "runnerImage": runner_image,
-            "autoscaler": {
-                "type": "rabbitmq",
-                "minReplicas": 0,
-                "maxReplicas": 2,
-                "queueLength": 100,
-            },
+def _compute_config(
+    name: str, pod_type: str, runner_image: str, execution_timeout: int, max_replicas: int, preemptible=None
+) -> dict:
+    runtime = {
+        "podType": pod_type,
+        "concurrency": 1,
+        "runnerImage": runner_image,
+        "autoscaler": {
+            "type": "rabbitmq",
+            "minReplicas": 0,
+            "maxReplicas": max_replicas,
+            "queueLength": QUEUE_LENGTH,
         },
     }
-    config["executionTimeout"] = execution_timeout
-    return config
+    if preemptible is not None:
+        runtime["preemptible"] = preemptible
+    return {"name": name, "runtime": runtime, "executionTimeout": execution_timeout}
 
 
 def _io(type_: str, name: str, description: str) -> dict:
@@ -209,14 +226,14 @@ def _model_entry(name: str, configuration: dict, labels: list[str]) -> dict:
     }
 
 
-def build_manifest(image_registry: str = IMAGE_REGISTRY, scope: str = "project") -> dict:
+def build_manifest(image_registry: str | None = None, scope: str = "project") -> dict:
     """The dataloop.json manifest as a dict (deterministic: same inputs, same output).
 
     No codebase: dpks.publish then packs the folder it publishes from (this repository,
     minus what .gitignore lists), so the DPK runs exactly this code.
 
     Args:
-        image_registry: where the runner images are pushed (runner_image()).
+        image_registry: where the prebuilt runner images are; None: Dataloop's public bases (runner_image()).
         scope: "project" (installable in the publishing project) or "public" (the app
             owner's release to every project).
 
@@ -240,12 +257,17 @@ def build_manifest(image_registry: str = IMAGE_REGISTRY, scope: str = "project")
                     "regular-m",
                     runner_image(CONFIG_IMAGES[DEPLOY_CONFIG], image_registry),
                     DEPLOY_EXECUTION_TIMEOUT_S,
+                    DEPLOY_MAX_REPLICAS,
                 ),
+                # Not preemptible: a reclaimed node would stop a run of hours (runtime.preemptible,
+                # dtlpy's KubernetesRuntime field).
                 _compute_config(
                     TRAIN_CONFIG,
                     "gpu-t4",
                     runner_image(CONFIG_IMAGES[TRAIN_CONFIG], image_registry),
                     TRAIN_EXECUTION_TIMEOUT_S,
+                    2,
+                    preemptible=False,
                 ),
             ],
             "modules": [
@@ -334,16 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--image-registry",
-        default=IMAGE_REGISTRY,
         metavar="REGISTRY",
-        help=f"registry path of the runner images (default {IMAGE_REGISTRY}); needs --output",
+        help="registry path of the prebuilt runner images (tools/build_images.py; default: Dataloop's public "
+        "runner bases); needs --output",
     )
     parser.add_argument("--public", action="store_true", help="scope public: the app owner's release; needs --output")
     parser.add_argument(
         "--output", type=Path, help="write only the manifest, to this file (dataloop.json stays as generated)"
     )
     args = parser.parse_args(argv)
-    custom = args.image_registry != IMAGE_REGISTRY or args.public
+    custom = args.image_registry is not None or args.public
     if args.output is not None and args.check:
         parser.error("--check checks the committed files; it takes no --output")
     if custom and args.output is None:

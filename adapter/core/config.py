@@ -34,7 +34,6 @@ PLATFORM_KEYS = frozenset(
         "data_path",
         "output_path",
         "label_to_id_map",
-        "predict_embed_timeout",
         "column",
     }
 )
@@ -102,6 +101,9 @@ class MovinetConfig:
     runtime: str | None = None
     # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
     predict_embed_subset_limit: int = 1000
+    # The SDK's key: how long (s) a predict_dataset/embed_dataset execution waits for the child
+    # executions it starts (its default is 86400); it must end before the execution's timeout.
+    predict_embed_timeout: int = 86400
 
     @property
     def model_name(self) -> str:
@@ -187,6 +189,7 @@ class MovinetConfig:
         _check_int(self, "n_frames", minimum=1)
         _check_int(self, "top_k", minimum=1)
         _check_int(self, "predict_embed_subset_limit", minimum=1)
+        _check_int(self, "predict_embed_timeout", minimum=1)
         _check_number(self, "learning_rate", exclusive_minimum=0.0)
         if self.fps is not None:
             _check_number(self, "fps", exclusive_minimum=0.0)

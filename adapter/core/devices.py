@@ -1,8 +1,11 @@
 """The devices TensorFlow runs on, said once in the log; a GPU service refuses to run on CPU.
 
-The GPU runner image sets MOVINET_REQUIRE_GPU=1. A service started from it whose GPU
-TensorFlow cannot use (no CUDA libraries, a driver mismatch, a CPU pod) stops with an
-error naming the devices TensorFlow sees, instead of silently training on the CPU.
+The prebuilt GPU runner image sets MOVINET_REQUIRE_GPU=1; on any other image an NVIDIA device
+in the machine (NVIDIA_DEVICE_NODE, as on a GPU pod running Dataloop's public CUDA 11.8 base,
+whose CUDA TensorFlow 2.20 cannot use) requires it too. A service whose GPU TensorFlow cannot
+use (no CUDA libraries, a driver mismatch, a CPU pod) stops with an error naming the devices
+TensorFlow sees, instead of silently training on the CPU. MOVINET_REQUIRE_GPU=0 runs on the
+CPU on purpose.
 """
 
 from __future__ import annotations
@@ -44,9 +47,23 @@ def visible_gpus() -> list[str]:
     return [device.name for device in tf.config.list_physical_devices("GPU")]
 
 
+# The control device node the NVIDIA driver creates on a machine (or pod) that has a GPU.
+NVIDIA_DEVICE_NODE = "/dev/nvidiactl"
+
+
 def gpu_required() -> bool:
-    """Whether this process was started where a GPU must be used (REQUIRE_GPU_ENV is 1/true/yes)."""
-    return os.environ.get(REQUIRE_GPU_ENV, "").strip().lower() in {"1", "true", "yes"}
+    """Whether this process must use a GPU.
+
+    Returns:
+        True when REQUIRE_GPU_ENV is 1/true/yes; False when it is 0/false/no; when it is unset or
+        empty, whether the machine has an NVIDIA GPU (NVIDIA_DEVICE_NODE exists).
+    """
+    value = os.environ.get(REQUIRE_GPU_ENV, "").strip().lower()
+    if value in {"1", "true", "yes"}:
+        return True
+    if value in {"0", "false", "no"}:
+        return False
+    return os.path.exists(NVIDIA_DEVICE_NODE)
 
 
 def check_devices(purpose: str) -> list[str]:
@@ -64,10 +81,15 @@ def check_devices(purpose: str) -> list[str]:
     gpus = visible_gpus()
     logger.info("%s runs on the devices TensorFlow sees: %s", purpose.capitalize(), ", ".join(names) or "none")
     if gpu_required() and not gpus:
+        reason = (
+            f"{REQUIRE_GPU_ENV}={os.environ[REQUIRE_GPU_ENV]!r} (the GPU runner image)"
+            if os.environ.get(REQUIRE_GPU_ENV, "").strip()
+            else f"an NVIDIA GPU in the machine ({NVIDIA_DEVICE_NODE})"
+        )
         raise AcceleratorUnavailable(
-            f"{purpose.capitalize()} was started with {REQUIRE_GPU_ENV}={os.environ[REQUIRE_GPU_ENV]!r} "
-            f"(the GPU runner image), but TensorFlow sees no usable GPU, only {names}; "
-            f"TensorFlow built with CUDA: {tf.test.is_built_with_cuda()}. Check that the service runs on a "
-            "GPU pod with the GPU runner image, or unset the variable to run on the CPU on purpose."
+            f"{purpose.capitalize()} was started with {reason}, but TensorFlow sees no usable GPU, only {names}; "
+            f"TensorFlow built with CUDA: {tf.test.is_built_with_cuda()}. TensorFlow 2.20 needs CUDA 12 and "
+            "cuDNN 9 (tensorflow[and-cuda], which the prebuilt GPU runner image installs: docs/deploy.md); "
+            f"set {REQUIRE_GPU_ENV}=0 to run on the CPU on purpose."
         )
     return names

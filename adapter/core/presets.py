@@ -25,11 +25,36 @@ def kinetics_600_labels() -> list[str]:
 SHARED_KEYS = ("hub_version", "batch_size", "num_epochs", "n_frames", "top_k", "learning_rate")
 
 
-# Videos one predict_dataset (or embed_dataset) execution handles: the SDK's
-# predict_embed_subset_limit (its default, 1000, would outlast the deploy service's
-# executionTimeout on a CPU pod); a larger dataset is split into executions of this many.
-# Sized from the measured cost per video (docs/deploy.md, Timeouts).
+# One-minute videos one predict_dataset (or embed_dataset) execution handles: the SDK's
+# predict_embed_subset_limit (its default, 1000, would outlast CHILD_BUDGET_S on a CPU pod); a
+# larger dataset is split into child executions of this many. Sized from the measured cost per
+# video (docs/deploy.md, Dataset-scale runs); longer videos lower it per run (platform.dataset_runs).
 PREDICT_SUBSET_LIMITS = {"a0": 550, "a1": 550, "a2": 500, "a3": 150, "a4": 150, "a5": 50}
+# The compute time one child execution of PREDICT_SUBSET_LIMITS one-minute videos is sized to.
+CHILD_BUDGET_S = 3 * 60 * 60
+# The deploy service's executionTimeout: the parent of a dataset run waits for its children
+# inside it, so it bounds the whole run (children run CHILD_BUDGET_S each, in parallel).
+DEPLOY_EXECUTION_TIMEOUT_S = 24 * 60 * 60
+
+
+def longest_video_seconds(subset_limit: int) -> float:
+    """The longest video one deploy execution can process before its timeout, at the presets' measured cost.
+
+    A limit of L one-minute videos takes CHILD_BUDGET_S, so one video of L * 60 * (timeout /
+    budget) seconds takes the whole DEPLOY_EXECUTION_TIMEOUT_S.
+
+    Args:
+        subset_limit: the model's predict_embed_subset_limit.
+
+    Returns:
+        Seconds of video.
+    """
+    return subset_limit * 60.0 * DEPLOY_EXECUTION_TIMEOUT_S / CHILD_BUDGET_S
+
+
+# The parent's wait for its children (the SDK's predict_embed_timeout): it must end before the
+# execution's timeout, leaving time to split the dataset first and to read the children's reports.
+PREDICT_EMBED_TIMEOUT_S = DEPLOY_EXECUTION_TIMEOUT_S - 30 * 60
 
 
 def json_number(value):
@@ -55,7 +80,7 @@ def preset_configuration(model_id: str, model_mode: str) -> dict:
 
     Returns:
         The documented keys with the variant's imgz, fps and embeddings_size, and the
-        SDK's predict_embed_subset_limit, sorted by key; validated.
+        SDK's predict_embed_subset_limit and predict_embed_timeout, sorted by key; validated.
     """
     # config imports this module for the variant table, so import it here, not at the top.
     from adapter.core.config import MovinetConfig
@@ -67,6 +92,7 @@ def preset_configuration(model_id: str, model_mode: str) -> dict:
     # The SDK sizes the model's feature set with it: the variant's pooled-feature length.
     configuration["embeddings_size"] = variant.embeddings_size
     configuration["predict_embed_subset_limit"] = PREDICT_SUBSET_LIMITS[model_id]
+    configuration["predict_embed_timeout"] = PREDICT_EMBED_TIMEOUT_S
     MovinetConfig.from_dict(configuration)  # fail here, not on the platform
     return {key: configuration[key] for key in sorted(configuration)}
 

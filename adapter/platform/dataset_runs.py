@@ -16,16 +16,22 @@ import copy
 import functools
 import importlib
 import logging
+import threading
 import types
 from collections.abc import Iterable, Iterator, Sequence
 
 from adapter.core.errors import MovinetError
+from adapter.platform.items import video_seconds
 
 logger = logging.getLogger(__name__)
 
 
 class EveryItemFailed(MovinetError):
     """A dataset run in which no item could be processed."""
+
+
+class ChildrenUnfinished(MovinetError):
+    """A dataset run whose child executions had not all finished when the parent's wait ended."""
 
 
 class DatasetRun:
@@ -130,6 +136,170 @@ def downloading_annotations_to(dataset, folder: str):
     scoring_dataset = copy.copy(dataset)
     scoring_dataset.download_annotations = functools.partial(dataset.download_annotations, local_path=folder)
     return scoring_dataset
+
+
+SUBSET_LIMIT_KEY = "predict_embed_subset_limit"
+# The unit the presets' subset limits count in: one-minute videos (core.presets).
+LIMIT_VIDEO_SECONDS = 60.0
+
+
+def subset_limit_for(limit: int, durations: Iterable[float | None]) -> int:
+    """Videos per child execution for a run: the limit counts one-minute videos, so longer ones lower it.
+
+    The SDK splits a dataset by item count, in id order, so any chunk may hold the longest
+    videos: the limit is sized on the longest one known. Videos without a duration count as one
+    minute.
+
+    Args:
+        limit: the configuration's predict_embed_subset_limit (one-minute videos).
+        durations: the run's videos' durations in seconds (None: unknown).
+
+    Returns:
+        max(1, floor(limit * 60 / longest)) when the longest exceeds a minute, else limit.
+    """
+    longest = max((seconds for seconds in durations if seconds is not None), default=LIMIT_VIDEO_SECONDS)
+    if longest <= LIMIT_VIDEO_SECONDS:
+        return limit
+    return max(1, int(limit * LIMIT_VIDEO_SECONDS // longest))
+
+
+@contextlib.contextmanager
+def subset_limit_sized_by_duration(model_entity, dataset, filters, limit: int) -> Iterator[int]:
+    """Within the block, the model's predict_embed_subset_limit is the run's (subset_limit_for).
+
+    The SDK reads the limit from the model's configuration; it is changed in the entity's own
+    dict, without model.update, so the platform's copy (and the children's) keeps the
+    configured limit, and restored at the end. One run per replica at a time (the deploy
+    service's concurrency is 1), so no other run reads it meanwhile.
+
+    Args:
+        model_entity: the dl.Model whose configuration the SDK reads.
+        dataset: the dl.Dataset of the run.
+        filters: the run's dl.Filters, a DQL dict, or None.
+        limit: the configured limit.
+
+    Returns:
+        A context manager giving the run's limit.
+    """
+    import dtlpy as dl
+
+    if filters is None:
+        filters = dl.Filters()
+    elif isinstance(filters, dict):
+        filters = dl.Filters(custom_filter=copy.deepcopy(filters))
+    query = copy.deepcopy(filters.prepare())
+    query["pageSize"] = 1000
+    durations = [
+        video_seconds(item) for page in dataset.items.list(filters=dl.Filters(custom_filter=query)) for item in page
+    ]
+    run_limit = subset_limit_for(limit, durations)
+    configuration = model_entity.configuration
+    had_key, previous = SUBSET_LIMIT_KEY in configuration, configuration.get(SUBSET_LIMIT_KEY)
+    if run_limit != limit:
+        logger.info(
+            "The longest video of this run is %.0f s: %d per execution instead of %d one-minute videos",
+            max(seconds for seconds in durations if seconds is not None),
+            run_limit,
+            limit,
+        )
+    configuration[SUBSET_LIMIT_KEY] = run_limit
+    try:
+        yield run_limit
+    finally:
+        if had_key:
+            configuration[SUBSET_LIMIT_KEY] = previous
+        else:
+            configuration.pop(SUBSET_LIMIT_KEY, None)
+
+
+class ChildExecutions:
+    """The child executions a dataset run's parent creates (the SDK's models.predict/embed per chunk).
+
+    The SDK does not return them; within the block, the model entity's models repository
+    records each execution it creates, with the chunk's filters, for the calling thread only.
+    report_into() then reads each child's report (its execution output) or, for a child that
+    left none, its items and status, into the parent's DatasetRun.
+    """
+
+    def __init__(self, model_entity):
+        self.model_entity = model_entity
+        self.created: list[tuple[object, object]] = []  # (dl.Execution, dl.Filters of its chunk)
+        self._thread = threading.get_ident()
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[ChildExecutions]:
+        models = self.model_entity.models
+        originals = {name: getattr(models, name) for name in ("predict", "embed")}
+
+        def recorder(original):
+            @functools.wraps(original)
+            def create(*args, **kwargs):
+                execution = original(*args, **kwargs)
+                if threading.get_ident() == self._thread and execution is not None:
+                    self.created.append((execution, kwargs.get("filters")))
+                return execution
+
+            return create
+
+        for name, original in originals.items():
+            setattr(models, name, recorder(original))
+        try:
+            yield self
+        finally:
+            for name in originals:
+                # The instance attributes go; the repository's own methods show again.
+                models.__dict__.pop(name, None)
+
+    def report_into(self, run: DatasetRun, project, dataset) -> None:
+        """Add every child's items and failures to run; raise ChildrenUnfinished for children still running.
+
+        Args:
+            run: the parent's DatasetRun.
+            project: the dl.Project the executions are in (the SDK's adapter.project).
+            dataset: the run's dl.Dataset (lists a chunk's items for a child that left no report).
+        """
+        unfinished = []
+        for created, filters in self.created:
+            execution = project.executions.get(execution_id=created.id)
+            status = (execution.latest_status or {}).get("status")
+            report = execution.output if isinstance(execution.output, dict) else {}
+            if execution.in_progress():
+                unfinished.append((execution.id, len(self._chunk_items(dataset, filters))))
+            elif status == "success" and isinstance(report.get("items"), int):
+                failed = [(entry["item"], entry["reason"]) for entry in report.get("failed") or []]
+                run.record(report["items"], failed)
+            else:
+                # A child that ended without a report (it failed as a whole, was killed or timed
+                # out): each of its items failed with the platform's reason.
+                message = (execution.latest_status or {}).get("message") or status
+                items = self._chunk_items(dataset, filters)
+                reason = f"child execution {execution.id} ended {status}: {message}"
+                if status == "success":
+                    run.record(len(items), [])
+                else:
+                    run.record(len(items), [(f"item {item.name!r} (id {item.id})", reason) for item in items])
+        if unfinished:
+            items = sum(count for _, count in unfinished)
+            raise ChildrenUnfinished(
+                f"{len(unfinished)} of {len(self.created)} child executions ({items} items) had not finished when "
+                "this execution stopped waiting for them (predict_embed_timeout); they go on running and "
+                f"annotate their items: {', '.join(execution_id for execution_id, _ in unfinished)}. "
+                "Lower predict_embed_subset_limit or raise the deploy service's maxReplicas so a run fits "
+                "(docs/deploy.md, Dataset-scale runs)."
+            )
+
+    @staticmethod
+    def _chunk_items(dataset, filters) -> list:
+        import dtlpy as dl
+
+        query = copy.deepcopy(filters.prepare()) if filters is not None else {}
+        query["pageSize"] = 1000
+        return [
+            item
+            for page in dataset.items.list(filters=dl.Filters(custom_filter=query))
+            for item in page
+            if item.type == "file"
+        ]
 
 
 SDK_FLOWS_MODULE = "dtlpy.ml.base_model_adapter"

@@ -40,6 +40,7 @@ def test_defaults_are_the_documented_values(configuration, caplog_config):
     assert config.fps is None
     assert config.id_to_label_map is None
     assert config.predict_embed_subset_limit == 1000  # the SDK's own default
+    assert config.predict_embed_timeout == 86400  # the SDK's own default
     assert config_warnings(caplog_config) == []
 
 
@@ -75,6 +76,8 @@ BAD_VALUES = [
     ("embeddings_size", "480"),
     ("predict_embed_subset_limit", 0),
     ("predict_embed_subset_limit", "50"),
+    ("predict_embed_timeout", 0),
+    ("predict_embed_timeout", "3600"),
     ("evaluate_temporal_annotations", "yes"),
 ]
 

@@ -6,12 +6,14 @@ import logging
 
 import pytest
 
+from adapter.core import devices
 from adapter.core.devices import REQUIRE_GPU_ENV, AcceleratorUnavailable, check_devices
 from adapter.core.errors import MovinetError
 
 
-def test_without_the_requirement_the_devices_are_logged_and_returned(monkeypatch, caplog):
+def test_without_the_requirement_the_devices_are_logged_and_returned(monkeypatch, caplog, tmp_path):
     monkeypatch.delenv(REQUIRE_GPU_ENV, raising=False)
+    monkeypatch.setattr(devices, "NVIDIA_DEVICE_NODE", str(tmp_path / "absent"))
 
     with caplog.at_level(logging.INFO, logger="adapter.core.devices"):
         names = check_devices("training")
@@ -32,7 +34,23 @@ def test_a_required_gpu_that_tensorflow_cannot_use_is_a_loud_error(monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["", "0", "false", "no"])
-def test_other_values_do_not_require_a_gpu(monkeypatch, value):
+def test_other_values_do_not_require_a_gpu(monkeypatch, value, tmp_path):
     monkeypatch.setenv(REQUIRE_GPU_ENV, value)
+    monkeypatch.setattr(devices, "NVIDIA_DEVICE_NODE", str(tmp_path / "absent"))
 
+    assert check_devices("training")
+
+
+def test_a_gpu_machine_without_cuda_tensorflow_is_an_error_unless_the_cpu_is_chosen(monkeypatch, tmp_path):
+    # A GPU pod on Dataloop's public CUDA 11.8 base: the requirements' TensorFlow sees no GPU there.
+    node = tmp_path / "nvidiactl"
+    node.write_text("")
+    monkeypatch.setattr(devices, "NVIDIA_DEVICE_NODE", str(node))
+    monkeypatch.delenv(REQUIRE_GPU_ENV, raising=False)
+
+    with pytest.raises(AcceleratorUnavailable, match="NVIDIA GPU in the machine") as raised:
+        check_devices("training")
+    assert "tensorflow[and-cuda]" in str(raised.value) and "docs/deploy.md" in str(raised.value)
+
+    monkeypatch.setenv(REQUIRE_GPU_ENV, "0")
     assert check_devices("training")

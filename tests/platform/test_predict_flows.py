@@ -221,3 +221,156 @@ def test_a_filtered_evaluation_scores_only_its_items_even_after_an_evaluation_of
 
     # Only this run's items: none of the earlier download's item files are scored again.
     assert sorted(pd.read_csv(score_uploads[f"{model.id}.csv"])["item_id"]) == left
+
+
+def test_predict_dataset_puts_fewer_long_videos_in_an_execution_without_changing_the_model(
+    adapter, platform, dataset, monkeypatch
+):
+    # Two-minute videos: the configured 20 one-minute videos become 10 per execution for this run.
+    for item in platform.dataset_items[dataset.id]:
+        item["metadata"]["system"]["duration"] = 120.0
+    adapter.model_entity.configuration["predict_embed_subset_limit"] = 20
+    adapter.model_entity.configuration["predict_embed_timeout"] = 600  # else the SDK writes its default back
+    limits = []
+    split = dl.entities.Filters._get_split_filters
+
+    def recording_split(dataset, filters, max_items, **kwargs):
+        limits.append(max_items)
+        return split(dataset, filters, max_items, **kwargs)
+
+    monkeypatch.setattr(dl.entities.Filters, "_get_split_filters", staticmethod(recording_split))
+    updates = platform.model_updates
+
+    report = adapter.predict_dataset(dataset, filters=dl.Filters(field="dir", values="/left"))
+
+    assert limits == [10]
+    assert report["items"] == 2
+    # The platform's copy keeps the configured limit: no update was sent for the run's.
+    assert adapter.model_entity.configuration["predict_embed_subset_limit"] == 20
+    assert platform.model_updates == updates
+
+
+# --- dataset runs split into child executions ------------------------------------------------
+
+
+@pytest.fixture
+def object_id_dataset(platform, tmp_path):
+    """Six videos whose ids are platform ObjectIds, as the SDK's id-range split needs."""
+    motion = write_motion_dataset(
+        tmp_path / "data",
+        train_per_class=3,
+        validation_per_class=0,
+        frames=8,
+        width=48,
+        height=48,
+        two_range_video=False,
+    )
+    dataset = platform.add_dataset(motion.root, subsets=("train",))
+    items = sorted(platform.dataset_items[dataset.id], key=lambda item: item["name"])
+    for number, item in enumerate(items, start=1):
+        new_id = f"65a0{number:020x}"
+        platform.files[new_id] = platform.files.pop(item["id"])
+        item["id"] = new_id
+    return dataset
+
+
+class ChildExecutionsPlatform:
+    """The platform's side of child executions: POST /ml/models/<id>/predict runs the chunk on
+    another replica (a second adapter) at once; GET /executions/<id> and POST /query/faas serve them."""
+
+    def __init__(self, platform, dataset, child_adapter, finish=True):
+        self.platform, self.dataset, self.child, self.finish = platform, dataset, child_adapter, finish
+        self.executions: dict[str, dict] = {}
+
+    def gen_request(self, client, req_type, path, json_req=None, **kwargs):
+        import re
+
+        response = types.SimpleNamespace
+        if req_type == "post" and re.fullmatch(r"/ml/models/[^/]+/predict", path):
+            execution_id = f"65b0{len(self.executions) + 1:020x}"
+            execution = {"id": execution_id, "functionName": "predict_dataset", "input": json_req["input"]}
+            if not self.finish:
+                execution["latestStatus"] = {"status": "in-progress", "percentComplete": 10}
+            else:
+                query = {"filter": json_req["input"]["datasetQuery"]}
+                try:
+                    report = self.child.predict_dataset(self.dataset, filters=dl.Filters(custom_filter=query))
+                    execution.update(latestStatus={"status": "success", "percentComplete": 100}, output=report)
+                except Exception as err:
+                    execution.update(latestStatus={"status": "failed", "message": str(err)}, output=None)
+            self.executions[execution_id] = execution
+            return True, response(json=lambda: dict(execution))
+        if req_type == "get" and path.startswith("/executions/"):
+            return True, response(json=lambda: dict(self.executions[path.rsplit("/", 1)[1]]))
+        if req_type.lower() == "post" and path == "/query/faas":
+            from tests.conftest import dql_matches
+
+            matched = [e for e in self.executions.values() if dql_matches(e, json_req.get("filter", {}))]
+            return True, response(
+                json=lambda: {"items": matched, "totalItemsCount": len(matched), "totalPagesCount": 1}
+            )
+        raise AssertionError(f"unexpected platform request in an offline test: {req_type} {path}")
+
+
+def deployed_adapter(configuration: dict) -> MovinetAdapter:
+    entity = model_entity(configuration, name=MODEL_NAME, model_id="65c000000000000000000001")
+    entity.metadata = {"system": {"deploy": {"services": ["65d000000000000000000001"]}}}
+    adapter = MovinetAdapter(model_entity=entity)
+    adapter.project = dl.Project.from_json(
+        _json={"id": "project-1", "name": "offline-project"}, client_api=dl.client_api
+    )
+    return adapter
+
+
+def test_a_dataset_larger_than_the_limit_reports_its_children_items_and_failures(
+    hub_cache, platform, object_id_dataset, tmp_path, monkeypatch
+):
+    configuration = {**SMALL, "predict_embed_subset_limit": 2, "predict_embed_timeout": 600}
+    parent, child = deployed_adapter(configuration), deployed_adapter(configuration)
+    ids = sorted(item["id"] for item in platform.dataset_items[object_id_dataset.id])
+    names = {item["id"]: item["name"] for item in platform.dataset_items[object_id_dataset.id]}
+    broken = [ids[0], ids[1], ids[3]]
+    for item_id in broken:
+        platform.files[item_id] = write_text_as_video(tmp_path / f"{item_id}.mp4")
+    children = ChildExecutionsPlatform(platform, object_id_dataset, child)
+    monkeypatch.setattr(
+        type(dl.client_api),
+        "gen_request",
+        lambda client, *args, **kwargs: children.gen_request(client, *args, **kwargs),
+    )
+
+    # dtlpy's own predict_dataset -> _execute_dataset_operation: split, one child per chunk, wait, count failed.
+    report = parent.predict_dataset(object_id_dataset)
+
+    statuses = [execution["latestStatus"]["status"] for execution in children.executions.values()]
+    assert len(statuses) >= 3 and "failed" in statuses and "success" in statuses
+    # Every item predicted by the children counts, and every failure is named, in the parent's report.
+    assert report["items"] == 6
+    assert report["succeeded"] == 3
+    assert sorted(entry["item"] for entry in report["failed"]) == sorted(
+        f"item {names[item_id]!r} (id {item_id})" for item_id in broken
+    )
+    assert {item_id for item_id, annotations in platform.uploaded.items() if this_models(annotations)} == (
+        set(ids) - set(broken)
+    )
+
+
+def test_children_still_running_when_the_wait_ends_fail_the_parent_by_name(
+    hub_cache, platform, object_id_dataset, monkeypatch
+):
+    from adapter.platform.dataset_runs import ChildrenUnfinished
+
+    configuration = {**SMALL, "predict_embed_subset_limit": 3, "predict_embed_timeout": 1}
+    parent = deployed_adapter(configuration)
+    children = ChildExecutionsPlatform(platform, object_id_dataset, None, finish=False)
+    monkeypatch.setattr(
+        type(dl.client_api),
+        "gen_request",
+        lambda client, *args, **kwargs: children.gen_request(client, *args, **kwargs),
+    )
+
+    with pytest.raises(ChildrenUnfinished, match="had not finished") as raised:
+        parent.predict_dataset(object_id_dataset)
+
+    assert all(execution_id in str(raised.value) for execution_id in children.executions)
+    assert "6 items" in str(raised.value)

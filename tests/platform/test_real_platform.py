@@ -9,7 +9,9 @@ Optional:
 
     DATALOOP_ENV                platform environment for dl.setenv (default "prod")
     MOVINET_RUNNER_IMAGE_CPU    runner image of the deploy compute config (default: the manifest's)
-    MOVINET_RUNNER_IMAGE_GPU    runner image of the train/evaluate compute config (default: the manifest's)
+    MOVINET_RUNNER_IMAGE_GPU    runner image of the train/evaluate compute config (default: the manifest's,
+                                Dataloop's public CUDA 11.8 base, on which training refuses to run:
+                                set it to the prebuilt GPU image, docs/deploy.md)
     MOVINET_PLATFORM_TIMEOUT_S  how long to wait for one execution (default 3600)
 
 The DPK is published from dataloop.json under a unique name (movinet-test-<hex>, project scope)
@@ -26,7 +28,6 @@ import os
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REQUIRED = ("DATALOOP_BOT_EMAIL", "DATALOOP_BOT_PASSWORD", "DATALOOP_PROJECT_ID")
@@ -39,9 +40,9 @@ pytestmark = pytest.mark.skipif(
 
 import dtlpy as dl  # noqa: E402
 
-from adapter.core.presets import kinetics_600_labels
 from adapter.core.variants import VARIANTS  # noqa: E402
 from tests.motion_dataset import write_motion_dataset  # noqa: E402
+from tests.platform import platform_checks as checks  # noqa: E402
 from tests.videos import write_text_as_video  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -83,32 +84,16 @@ def finished(execution: dl.Execution) -> dl.Execution:
     return dl.executions.wait(execution=execution, timeout=TIMEOUT_S)
 
 
-def status(execution: dl.Execution) -> str:
-    return execution.latest_status.get("status")
-
-
-def described(execution: dl.Execution) -> str:
-    """Everything the platform says about how the execution ended, for assertion messages."""
-    return (
-        json.dumps(execution.latest_status, default=str) + "\n" + json.dumps(execution.status_log, default=str)[-4000:]
-    )
-
-
 def model_annotations(item: dl.Item, model: dl.Model) -> list[dl.Annotation]:
     """The item's class annotations made by model."""
-    annotations = item.annotations.list()
-    return [
-        annotation
-        for annotation in annotations
-        if annotation.type == "class" and annotation.metadata.get("user", {}).get("model", {}).get("name") == model.name
-    ]
+    return checks.model_annotations(list(item.annotations.list()), model)
 
 
 def feature_vectors(feature_set: dl.FeatureSet, items: list[dl.Item]) -> dict[str, list]:
     """{item id: vector} of the feature set's vectors for items."""
     filters = dl.Filters(resource=dl.FiltersResource.FEATURE)
     filters.add(field="entityId", values=[item.id for item in items], operator=dl.FiltersOperations.IN)
-    return {feature.entity_id: feature.value for feature in feature_set.features.list(filters=filters).all()}
+    return checks.feature_vectors_of(feature_set.features.list(filters=filters).all())
 
 
 def in_folder(folder: str) -> dl.Filters:
@@ -118,7 +103,7 @@ def in_folder(folder: str) -> dl.Filters:
 def delete_model(project: dl.Project, model_id: str) -> None:
     """Delete a model with its services and its feature set."""
     model = project.models.get(model_id=model_id)
-    for service_id in model.metadata.get("system", {}).get("deploy", {}).get("services", []):
+    for service_id in checks.deployed_service_ids(model):
         project.services.get(service_id=service_id).delete()
     feature_set = model.feature_set
     if feature_set is not None:
@@ -221,6 +206,10 @@ def deployed_model(project, app_model, cleanup) -> dl.Model:
 @pytest.fixture(scope="module")
 def trained(project, app_model, uploaded, cleanup) -> tuple[dl.Execution, dl.Model]:
     """A clone of a0 base on the uploaded dataset (labels left/right), after train_model."""
+    if not os.environ.get("MOVINET_RUNNER_IMAGE_GPU"):
+        # The manifest's GPU image is Dataloop's public CUDA 11.8 base, on which training refuses
+        # to run (TensorFlow 2.20 needs CUDA 12): that is by design, not the platform disagreeing.
+        pytest.skip("training needs MOVINET_RUNNER_IMAGE_GPU: the prebuilt GPU image (docs/deploy.md)")
     source = project.models.get(model_id=app_model.id)
     model = source.clone(
         model_name=f"{RUN}-finetuned",
@@ -240,10 +229,7 @@ def trained(project, app_model, uploaded, cleanup) -> tuple[dl.Execution, dl.Mod
 
 
 def test_the_app_installs_the_model_with_its_configuration(app_model):
-    assert app_model.configuration["model_id"] == "a0"
-    assert app_model.configuration["model_mode"] == "base"
-    assert app_model.configuration["embeddings_size"] == EMBEDDINGS_SIZE
-    assert app_model.status == "pre-trained"
+    checks.check_app_model(app_model, EMBEDDINGS_SIZE)
 
 
 def test_predict_items_annotates_the_good_video_and_names_the_bad_one(deployed_model, uploaded):
@@ -251,12 +237,9 @@ def test_predict_items_annotates_the_good_video_and_names_the_bad_one(deployed_m
 
     execution = finished(deployed_model.predict(item_ids=[good.id, uploaded.bad.id]))
 
-    # The bad video fails the execution with its name; the good one was still annotated.
-    assert status(execution) == "failed", described(execution)
-    assert uploaded.bad.name in described(execution)
-    annotations = model_annotations(good, deployed_model)
-    assert len(annotations) >= deployed_model.configuration["top_k"]
-    assert {annotation.label for annotation in annotations} <= set(kinetics_600_labels())
+    checks.check_predict_items(
+        execution, uploaded.bad.name, model_annotations(good, deployed_model), deployed_model.configuration["top_k"]
+    )
 
 
 def test_predict_dataset_annotates_every_filtered_video(project, deployed_model, uploaded):
@@ -264,7 +247,7 @@ def test_predict_dataset_annotates_every_filtered_video(project, deployed_model,
         project.models.predict(model=deployed_model, dataset_id=uploaded.dataset.id, filters=in_folder("/validation"))
     )
 
-    assert status(execution) == "success", described(execution)
+    checks.check_succeeded(execution)
     for item in uploaded.validation:
         assert model_annotations(item, deployed_model), f"no annotations by {deployed_model.name} on {item.name}"
 
@@ -274,14 +257,10 @@ def test_embed_items_uploads_unit_vectors_of_embeddings_size(project, deployed_m
 
     execution = finished(deployed_model.embed(item_ids=[item.id for item in items]))
 
-    assert status(execution) == "success", described(execution)
+    checks.check_succeeded(execution)
     feature_set = project.models.get(model_id=deployed_model.id).feature_set
-    assert feature_set is not None and feature_set.size == EMBEDDINGS_SIZE
-    vectors = feature_vectors(feature_set, items)
-    assert set(vectors) == {item.id for item in items}
-    for vector in vectors.values():
-        assert len(vector) == EMBEDDINGS_SIZE
-        np.testing.assert_allclose(np.linalg.norm(vector), 1.0, atol=1e-4)
+    vectors = feature_vectors(feature_set, items) if feature_set is not None else {}
+    checks.check_vectors(feature_set, vectors, {item.id for item in items}, EMBEDDINGS_SIZE)
 
 
 def test_embed_dataset_embeds_every_filtered_video(project, deployed_model, uploaded):
@@ -289,18 +268,16 @@ def test_embed_dataset_embeds_every_filtered_video(project, deployed_model, uplo
         project.models.embed(model=deployed_model, dataset_id=uploaded.dataset.id, filters=in_folder("/validation"))
     )
 
-    assert status(execution) == "success", described(execution)
+    checks.check_succeeded(execution)
     feature_set = project.models.get(model_id=deployed_model.id).feature_set
-    assert set(feature_vectors(feature_set, uploaded.validation)) == {item.id for item in uploaded.validation}
+    vectors = feature_vectors(feature_set, uploaded.validation)
+    checks.check_vectors(feature_set, vectors, {item.id for item in uploaded.validation}, EMBEDDINGS_SIZE)
 
 
 def test_fine_tune_on_a_generated_dataset(trained):
     execution, model = trained
 
-    assert status(execution) == "success", described(execution)
-    assert model.status == "trained"
-    assert sorted(model.configuration["id_to_label_map"].values()) == LABELS
-    assert model.configuration.get("weights_filename") in {artifact.filename for artifact in model.artifacts.list()}
+    checks.check_fine_tuned(execution, model, list(model.artifacts.list()), LABELS)
 
 
 def test_evaluate_the_fine_tuned_model_on_the_validation_folder(trained, uploaded):
@@ -308,7 +285,6 @@ def test_evaluate_the_fine_tuned_model_on_the_validation_folder(trained, uploade
 
     execution = finished(model.evaluate(dataset_id=uploaded.dataset.id, filters=in_folder("/validation")))
 
-    assert status(execution) == "success", described(execution)
-    for item in uploaded.validation:
-        labels = {annotation.label for annotation in model_annotations(item, model)}
-        assert labels and labels <= set(LABELS), f"{item.name}: {labels}"
+    checks.check_evaluated(
+        execution, {item.name: model_annotations(item, model) for item in uploaded.validation}, LABELS
+    )

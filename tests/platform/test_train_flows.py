@@ -197,3 +197,23 @@ def test_prediction_uses_the_models_labels_over_a_copied_label_map(platform, hub
     adapter.load(None)
 
     assert adapter.loaded.labels == renamed
+
+
+def test_training_data_larger_than_the_free_disk_fails_before_any_download(service, monkeypatch):
+    import shutil
+
+    from adapter.platform.items import NotEnoughDisk
+
+    model = clone_of_the_preset(service, num_epochs=1)
+    items = service.dataset_items[service.dataset.id]
+    free = shutil.disk_usage(str(service_defaults.DATALOOP_PATH).rsplit("/", 1)[0]).free
+    big = items[0]
+    big.setdefault("metadata", {}).setdefault("system", {})["size"] = free
+    downloads = []
+    monkeypatch.setattr(dl.repositories.Datasets, "_export_recursive", lambda *a, **k: downloads.append(1) or iter(()))
+
+    with pytest.raises(NotEnoughDisk, match="does not fit") as raised:
+        MovinetAdapter().train_model(model)
+
+    assert f"item {big['name']!r} (id {big['id']})" in str(raised.value)
+    assert downloads == []

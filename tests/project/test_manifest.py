@@ -258,6 +258,39 @@ def test_compute_configs_have_execution_timeouts_beyond_the_platform_default(man
     assert timeouts["movinet-train-evaluate"] > platform_default
 
 
+def _compute_configs(manifest) -> dict:
+    return {config["name"]: config for config in manifest["components"]["computeConfigs"]}
+
+
+def test_training_is_not_preemptible_where_the_platform_has_the_field(manifest):
+    configs = _compute_configs(manifest)
+    # dtlpy's KubernetesRuntime holds preemptible (the DPK compute config has no top-level field).
+    runtime = dtlpy.KubernetesRuntime(**{"pod_type": "gpu-t4", **{"preemptible": False}})
+    assert runtime.to_json()["preemptible"] is False
+    assert configs["movinet-train-evaluate"]["runtime"]["preemptible"] is False
+    assert "preemptible" not in configs["movinet-train-evaluate"]
+
+
+def test_a_dataset_run_parent_outlives_its_wait_and_its_children_get_other_replicas(manifest):
+    from adapter.core.presets import CHILD_BUDGET_S
+
+    deploy = _compute_configs(manifest)["movinet-deploy"]
+    timeout, runtime = deploy["executionTimeout"], deploy["runtime"]
+    autoscaler = runtime["autoscaler"]
+    for model in manifest["components"]["models"]:
+        wait = model["configuration"]["predict_embed_timeout"]
+        # The parent waits inside its own execution: its wait must end before the platform stops it.
+        assert wait < timeout, model["name"]
+        # ... with time left after the wait to read the children's reports, and room for more than one round.
+        assert timeout - wait >= 10 * 60
+        assert wait >= 2 * CHILD_BUDGET_S
+    # One execution per replica: a parent waiting holds its replica, so children need others,
+    # and a single queued child already asks the autoscaler for one.
+    assert runtime["concurrency"] == 1
+    assert autoscaler["type"] == "rabbitmq" and autoscaler["queueLength"] == 1
+    assert autoscaler["maxReplicas"] >= 2
+
+
 def test_larger_variants_predict_fewer_videos_per_dataset_execution(manifest):
     limits = {}
     for model in manifest["components"]["models"]:
@@ -280,6 +313,9 @@ def test_release_manifest_goes_to_its_own_file(tmp_path, capsys):
     release = json.loads(output.read_text())
     assert release["scope"] == "public"
     images = [config["runtime"]["runnerImage"] for config in release["components"]["computeConfigs"]]
+    assert images != [
+        config["runtime"]["runnerImage"] for config in build_manifest.build_manifest()["components"]["computeConfigs"]
+    ]
     assert images == [
         f"docker.io/someone/movinet-adapter:{adapter.__version__}-cpu",
         f"docker.io/someone/movinet-adapter:{adapter.__version__}-gpu",

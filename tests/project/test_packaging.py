@@ -42,8 +42,8 @@ build_images = _load_tool("build_images")
 TEST_ONLY = {"pytest", "pytest-xdist", "dockerfile-parse"}
 
 
-def requirement_lines() -> list[str]:
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
+def requirement_lines(name: str = "requirements.txt") -> list[str]:
+    lines = (ROOT / name).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
@@ -54,16 +54,23 @@ def pyproject() -> dict:
 # --- pyproject.toml and requirements.txt ----------------------------------------------------
 
 
-def test_pyproject_pins_are_the_requirements_split_into_runtime_and_test():
+def test_pyproject_pins_are_the_runtime_and_test_requirements():
     project = pyproject()["project"]
     runtime = project["dependencies"]
     test_extra = project["optional-dependencies"]["test"]
     requirements = requirement_lines()
+    test_requirements = requirement_lines("requirements-test.txt")
 
     assert all("==" in line for line in requirements), "requirements.txt pins every package"
     assert len(set(requirements)) == len(requirements)
-    assert sorted(runtime + test_extra) == sorted(requirements)
+    # requirements.txt ships in the codebase, and the runner installs it at service start:
+    # runtime packages only. The test pins come on top of it, for make test and CI.
+    assert sorted(runtime) == sorted(requirements)
+    assert test_requirements[0] == "-r requirements.txt"
+    assert all("==" in line for line in test_requirements[1:])
+    assert sorted(test_extra) == sorted(test_requirements[1:])
     assert {line.split("==")[0] for line in test_extra} == TEST_ONLY
+    assert not {line.split("==")[0] for line in requirements} & TEST_ONLY
     # PyAV decodes videos and dtlpymetrics scores evaluate_model: both are runtime packages.
     assert {"av", "dtlpymetrics", "tensorflow", "dtlpy"} <= {line.split("==")[0] for line in runtime}
 
@@ -74,7 +81,8 @@ def test_one_version_number_for_package_manifest_and_images():
     assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "adapter.__version__"}
     manifest = json.loads((ROOT / "dataloop.json").read_text())
     assert manifest["version"] == adapter.__version__
-    for compute_config in manifest["components"]["computeConfigs"]:
+    release = build_manifest.build_manifest(image_registry="docker.io/someone")
+    for compute_config in release["components"]["computeConfigs"]:
         assert f":{adapter.__version__}-" in compute_config["runtime"]["runnerImage"]
 
 
@@ -197,28 +205,75 @@ def _copied_requirements(parser: DockerfileParser) -> str:
     raise AssertionError("the Dockerfile does not COPY requirements.txt")
 
 
+def _runs(parser: DockerfileParser) -> list[str]:
+    return [instruction["value"] for instruction in parser.structure if instruction["instruction"] == "RUN"]
+
+
 @pytest.mark.parametrize("variant", sorted(build_manifest.DOCKERFILES))
-def test_dockerfile_installs_the_requirements_on_a_dataloop_python311_runner(variant):
+def test_dockerfile_installs_the_runtime_requirements_on_the_pinned_public_base(variant):
     parser = parse_dockerfile(build_manifest.DOCKERFILES[variant])
 
+    # The prebuilt image starts from the very base the default manifest runs, one exact tag.
+    assert parser.baseimage == build_manifest.PUBLIC_RUNNER_BASES[variant]
     assert parser.baseimage.startswith(f"hub.dataloop.ai/dtlpy-runner-images/{variant}:python3.11_")
+    tag = parser.baseimage.rsplit(":", 1)[1]
+    assert tag != "latest" and "@sha256:" not in tag
     destination = _copied_requirements(parser)
-    runs = [instruction["value"] for instruction in parser.structure if instruction["instruction"] == "RUN"]
+    runs = _runs(parser)
     assert any("pip install" in run and f"-r {destination}" in run for run in runs), runs
+    # No test package reaches a production image: not from the requirements, not by name.
+    installed = " ".join(runs) + " " + " ".join(requirement_lines())
+    assert not [name for name in TEST_ONLY if name in installed]
+    copied = [i["value"] for i in parser.structure if i["instruction"] == "COPY"]
+    assert not [value for value in copied if "requirements-test" in value]
 
 
-def test_gpu_image_has_cuda_tensorflow_and_requires_the_gpu(monkeypatch):
+def test_gpu_image_has_cuda_tensorflow_pinned_by_constraints_and_requires_the_gpu(monkeypatch):
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
     gpu, cpu = parse_dockerfile(build_manifest.DOCKERFILES["gpu"]), parse_dockerfile(build_manifest.DOCKERFILES["cpu"])
     (tensorflow,) = [line for line in requirement_lines() if line.startswith("tensorflow==")]
     version = tensorflow.split("==")[1]
 
-    runs = " ".join(instruction["value"] for instruction in gpu.structure if instruction["instruction"] == "RUN")
+    runs = " ".join(_runs(gpu))
     assert f"tensorflow[and-cuda]=={version}" in runs
+    constraints = {}
+    for instruction in gpu.structure:
+        if instruction["instruction"] == "COPY":
+            *sources, destination = instruction["value"].split()
+            if sources == ["docker/gpu-constraints.txt"]:
+                assert f"-c {destination}" in runs
+                constraints = {
+                    line.split("==")[0]: line.split("==")[1] for line in requirement_lines("docker/gpu-constraints.txt")
+                }
+    # Every wheel the and-cuda extra of the pinned TensorFlow pulls is pinned, inside its range.
+    assert metadata.version("tensorflow") == version
+    and_cuda = [
+        Requirement(text)
+        for text in metadata.requires("tensorflow")
+        if Requirement(text).marker is not None and Requirement(text).marker.evaluate({"extra": "and-cuda"})
+    ]
+    assert and_cuda and sorted(constraints) == sorted(requirement.name for requirement in and_cuda)
+    for requirement in and_cuda:
+        assert requirement.specifier.contains(constraints[requirement.name]), (requirement, constraints)
     assert REQUIRE_GPU_ENV not in cpu.envs
     monkeypatch.setenv(REQUIRE_GPU_ENV, gpu.envs[REQUIRE_GPU_ENV])
     from adapter.core.devices import gpu_required
 
     assert gpu_required()
+
+
+def test_cpu_image_bakes_the_conversions_into_the_hub_cache_it_keeps():
+    cpu = parse_dockerfile(build_manifest.DOCKERFILES["cpu"])
+    runs = " ".join(_runs(cpu))
+
+    assert "tools/bake_conversions.py" in runs
+    assert cpu.envs["TFHUB_CACHE_DIR"].startswith("/opt/")  # in the image, not in HOME=/tmp
+    assert "BAKE_CONVERSIONS" in cpu.args and cpu.args["BAKE_CONVERSIONS"] == "1"
+    # The build's copy of the code is removed in the same step: the platform runs the codebase.
+    assert "rm -rf /opt/movinet/bake" in runs
 
 
 def test_dockerignore_lets_the_copied_files_into_the_build_context():
@@ -237,7 +292,7 @@ def _manifest_images(manifest: dict) -> dict[str, str]:
     return {config["name"]: config["runtime"]["runnerImage"] for config in manifest["components"]["computeConfigs"]}
 
 
-@pytest.mark.parametrize("registry", [build_manifest.IMAGE_REGISTRY, "docker.io/someone"])
+@pytest.mark.parametrize("registry", ["docker.io/someone", "registry.example.com/team/images"])
 def test_images_built_are_the_ones_the_manifest_runs(registry):
     commands = build_images.docker_commands(registry, push=True)
     built = {
@@ -260,11 +315,22 @@ def test_images_built_are_the_ones_the_manifest_runs(registry):
         assert image.endswith(f":{adapter.__version__}-{'gpu' if 'gpu' in dockerfile else 'cpu'}")
 
 
-def test_committed_manifest_names_the_default_images():
+def test_committed_manifest_runs_dataloops_public_bases_anyone_can_pull():
     manifest = json.loads((ROOT / "dataloop.json").read_text())
-    assert _manifest_images(manifest) == {
-        config: build_manifest.runner_image(variant) for config, variant in build_manifest.CONFIG_IMAGES.items()
+    images = _manifest_images(manifest)
+    assert images == {
+        config: build_manifest.PUBLIC_RUNNER_BASES[variant] for config, variant in build_manifest.CONFIG_IMAGES.items()
     }
+    # Nothing only Dataloop can push to.
+    assert not [image for image in images.values() if "gcr.io/viewo-g" in image]
+    assert all(image.startswith("hub.dataloop.ai/dtlpy-runner-images/") for image in images.values())
+
+
+def test_build_images_needs_a_registry(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_images.main(["--dry-run"])
+    assert exit_info.value.code == 2
+    assert "--image-registry" in capsys.readouterr().err
 
 
 def test_build_images_dry_run_prints_and_runs_nothing(capsys):
