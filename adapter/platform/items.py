@@ -15,7 +15,7 @@ import uuid
 
 import dtlpy as dl
 
-from adapter.core.errors import InputError
+from adapter.core.errors import InputError, MovinetError
 from adapter.video.inputs import VideoInput
 from adapter.video.reader import is_video_mimetype
 
