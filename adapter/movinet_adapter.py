@@ -26,6 +26,7 @@ from adapter.platform.dataset_runs import (
     downloading_annotations_to,
     progress_bars_on_terminal_only,
 )
+from adapter.platform.feature_sets import check_feature_set, write_embeddings_size
 from adapter.platform.items import ItemError, download_item, local_item
 from adapter.platform.offline_model import OfflineModel
 from adapter.runtime.backend import make_classifier, runtime_for
@@ -335,11 +336,6 @@ class MovinetAdapter(dl.BaseModelAdapter):
     def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
         """The SDK's flow (vectors go to the model's feature set), then one error naming every failed video."""
         self.failures = []
-        config = self.read_config()  # the configuration now, which the SDK sizes the feature set from
-        size = config.check_embeddings_size()
-        if config.embeddings_size is None:
-            # The SDK sizes the feature set with this key (256 when absent) and skips other lengths.
-            self.configuration["embeddings_size"] = size
         with progress_bars_on_terminal_only():
             result = super().embed_items(
                 items, upload_features=upload_features, batch_size=batch_size, progress=progress, **kwargs
@@ -347,6 +343,23 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if self.failures:
             raise EmbeddingFailed(self.failures)
         return result
+
+    @property
+    def feature_set(self):
+        """The model's feature set, as the SDK resolves it, sized and checked for this variant's embeddings.
+
+        The SDK asks for it before any embed() call (embed_dataset: before listing items) and
+        creates a missing one sized from configuration['embeddings_size'] (256 when absent):
+        the variant's size is written first, and an existing set of another size is an error.
+
+        Returns:
+            The dl.FeatureSet.
+        """
+        size = self.read_config().check_embeddings_size()
+        write_embeddings_size(self.configuration, size)
+        if self._feature_set is not None and self._feature_set.model_id != self.model_entity.id:
+            self._feature_set = None  # the SDK's cache belongs to the model loaded before
+        return check_feature_set(super().feature_set, size, self.model_entity.name)
 
     def embed(self, batch, **kwargs):
         """One unit-length vector (list of floats) per video; None for a video that failed (see failures)."""

@@ -170,6 +170,26 @@ class OfflinePlatform:
             is_fetched=True,
         )
 
+    def add_feature_set(self, *, name, size, model_id, set_type=None, entity_type="item", project_id="project-1"):
+        """A feature set as the platform stores it (what feature_sets.create makes, or one made earlier)."""
+        import dtlpy as dl
+
+        with self.lock:
+            feature_set = dl.FeatureSet.from_json(
+                _json={
+                    "id": f"feature-set-{len(self.feature_sets) + 1}",
+                    "name": name,
+                    "size": size,
+                    "type": set_type or name,
+                    "entityType": entity_type,
+                    "project": project_id,
+                    "modelId": model_id,
+                },
+                client_api=dl.client_api,
+            )
+            self.feature_sets.append(feature_set)
+        return feature_set
+
     def artifacts_dir(self, model_id: str) -> str:
         """The folder holding a model's artifacts (what uploads wrote)."""
         return os.path.join(self.artifacts_root, model_id)
@@ -418,27 +438,16 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         return True
 
     def feature_sets_list(self, filters=None, **kwargs):
-        # Only the sets created in this run exist; the SDK looks them up before creating one.
+        # The sets created in this test that the query selects (the SDK asks by modelId, then by name).
+        query = filters.prepare().get("filter", {}) if filters is not None else {}
         with state.lock:
-            existing = list(state.feature_sets)
+            existing = [s for s in state.feature_sets if dql_matches(s.to_json(), query)]
         return types.SimpleNamespace(items_count=len(existing), items=existing)
 
     def feature_sets_create(self, name, size, set_type, entity_type, project_id=None, model_id=None, org_id=None):
-        feature_set = dl.FeatureSet.from_json(
-            _json={
-                "id": f"feature-set-{len(state.feature_sets) + 1}",
-                "name": name,
-                "size": size,
-                "type": set_type,
-                "entityType": entity_type,
-                "project": project_id,
-                "modelId": model_id,
-            },
-            client_api=dl.client_api,
+        return state.add_feature_set(
+            name=name, size=size, set_type=set_type, entity_type=entity_type, project_id=project_id, model_id=model_id
         )
-        with state.lock:
-            state.feature_sets.append(feature_set)
-        return feature_set
 
     def features_create(self, value, project_id=None, feature_set_id=None, entity=None, **kwargs):
         entities, values = (entity, value) if isinstance(entity, list) else ([entity], [value])
