@@ -12,11 +12,12 @@ into a fresh folder (downloading_annotations_to).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
 import importlib
 import logging
-import types
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 from adapter.core.errors import MovinetError
@@ -136,14 +137,38 @@ SDK_FLOWS_MODULE = "dtlpy.ml.base_model_adapter"
 SCORING_MODULE = "dtlpymetrics.scoring.models"
 
 
+class _TqdmSwitch:
+    """Stands in for a module's `tqdm` name: its tqdm.tqdm(...) bars follow the calling context.
+
+    Installed once per module and never removed, so calls running at once on several threads
+    (a service with concurrency above 1) cannot undo each other's patch; whether a bar shows
+    only on a terminal is each call's own (a context variable).
+    """
+
+    def __init__(self, original):
+        self._original = original
+
+    def tqdm(self, *args, **kwargs):
+        if _terminal_only.get():
+            kwargs["disable"] = None  # tqdm's own "off unless the stream is a terminal"
+        return self._original.tqdm(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._original, name)
+
+
+_terminal_only: contextvars.ContextVar[bool] = contextvars.ContextVar("movinet_bars_terminal_only", default=False)
+_switch_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def progress_bars_on_terminal_only(module_name: str = SDK_FLOWS_MODULE) -> Iterator[None]:
-    """Within the block, a library module's tqdm bars show only when their stream is a terminal.
+    """Within the block (in this thread's context), a library module's tqdm bars show only on a terminal.
 
     A service's log is not a terminal: there the bars would be carriage-return fragments,
     and the adapter logs a line per batch instead. The SDK's flows (SDK_FLOWS_MODULE) and
     dtlpymetrics' scoring (SCORING_MODULE) call tqdm.tqdm(...) through their module's tqdm
-    name; tqdm's own disable=None is exactly "off unless a terminal".
+    name, from the calling thread.
 
     Args:
         module_name: the module whose tqdm calls change.
@@ -152,9 +177,11 @@ def progress_bars_on_terminal_only(module_name: str = SDK_FLOWS_MODULE) -> Itera
         A context manager.
     """
     module = importlib.import_module(module_name)
-    original = module.tqdm
-    module.tqdm = types.SimpleNamespace(tqdm=functools.partial(original.tqdm, disable=None))
+    with _switch_lock:
+        if not isinstance(module.tqdm, _TqdmSwitch):
+            module.tqdm = _TqdmSwitch(module.tqdm)
+    token = _terminal_only.set(True)
     try:
         yield
     finally:
-        module.tqdm = original
+        _terminal_only.reset(token)

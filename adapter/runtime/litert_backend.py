@@ -9,6 +9,7 @@ keep the results of runtime.classifiers; the flatbuffers come from runtime.conve
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -21,6 +22,27 @@ from adapter.video.clips import Clip
 logger = logging.getLogger(__name__)
 
 
+class _SerializedRunner:
+    """A signature runner that runs one call at a time.
+
+    One interpreter is not safe to invoke from two threads at once, and a service with
+    concurrency above 1 predicts on several threads with the same classifier. Each call sets
+    its inputs and returns copies of its outputs (the stream states too), so calls from
+    different videos may interleave as long as each runs alone.
+    """
+
+    def __init__(self, runner):
+        self._runner = runner
+        self._lock = threading.Lock()
+
+    def __call__(self, **inputs):
+        with self._lock:
+            return self._runner(**inputs)
+
+    def get_input_details(self):
+        return self._runner.get_input_details()
+
+
 class TFLiteStreamClassifier(WindowClassifier):
     """Stream model as TF Lite: frames one at a time, states carried; StreamVideoClassifier's results."""
 
@@ -30,8 +52,8 @@ class TFLiteStreamClassifier(WindowClassifier):
         threads = self._threads = num_threads or usable_cores()  # one interpreter thread per core
         # BUILTIN applies LiteRT's default delegate, XNNPACK, with these threads.
         kwargs = dict(num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN)
-        self._step = Interpreter(model_content=step, **kwargs).get_signature_runner()
-        self._head = Interpreter(model_content=head, **kwargs).get_signature_runner()
+        self._step = _SerializedRunner(Interpreter(model_content=step, **kwargs).get_signature_runner())
+        self._head = _SerializedRunner(Interpreter(model_content=head, **kwargs).get_signature_runner())
         details = self._step.get_input_details()
         self._initial = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items() if name != "image"}
         self.imgz = int(details["image"]["shape"][2])
@@ -62,7 +84,7 @@ class TFLiteBaseClassifier(ClipClassifier):
         interpreter = Interpreter(
             model_content=clip, num_threads=self._threads, experimental_op_resolver_type=OpResolverType.BUILTIN
         )
-        self._run = interpreter.get_signature_runner()
+        self._run = _SerializedRunner(interpreter.get_signature_runner())
         self.clip_shape = tuple(int(n) for n in self._run.get_input_details()["image"]["shape"][1:])
 
     def _outputs(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], dict]]:
