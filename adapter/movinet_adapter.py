@@ -8,6 +8,7 @@ feature instead. load/save: loading. train: training.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import tempfile
@@ -23,6 +24,7 @@ from adapter.core.errors import ClassifierUnavailable, EmbeddingFailed, Predicti
 from adapter.model.loading import LoadedModel, load_model
 from adapter.platform.annotations import (
     build_annotations,
+    changed_prediction,
     evaluation_name,
     failed_video_predictions,
     is_failed_video,
@@ -268,7 +270,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             The model entity, as the SDK's.
         """
         call = current_call()
-        scored_as = model
+        scored_as, unscored = model, None
         if call is not None and call.dataset_run is not None:
             call.dataset_run.finish()  # nothing to score when every item failed
             filters = call.dataset_run.scoring_filters(filters)
@@ -276,9 +278,11 @@ class MovinetAdapter(dl.BaseModelAdapter):
             # dtlpymetrics matches predictions by model.name and names its files by model.id.
             scored_as = copy.copy(model)
             scored_as.name = call.evaluation_name
+            # An earlier evaluation's prediction a person changed is kept, but is not this run's.
+            unscored = functools.partial(changed_prediction, name=call.evaluation_name)
         scoring_bars = progress_bars_on_terminal_only(SCORING_MODULE)
         with tempfile.TemporaryDirectory(prefix="movinet-scoring-") as folder, scoring_bars:
-            super().evaluate(scored_as, downloading_annotations_to(dataset, folder), filters)
+            super().evaluate(scored_as, downloading_annotations_to(dataset, folder, unscored), filters)
         return model
 
     def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:

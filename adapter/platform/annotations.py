@@ -150,6 +150,12 @@ def replaceable(annotation: dict, name: str, model_id: str) -> bool:
     )
 
 
+def changed_prediction(annotation: dict, name: str) -> bool:
+    """Whether the annotation (platform JSON) carries name as its model and was changed after its upload."""
+    model_info = (annotation.get("metadata") or {}).get("user", {}).get("model") or {}
+    return model_info.get("name") == name and changed_after_upload(annotation)
+
+
 def replace_model_annotations(item: dl.Item, predictions, *, name: str, model_id: str):
     """Delete the item's replaceable annotations of this model and name, then upload predictions.
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
-import functools
 import importlib
+import json
 import logging
+import pathlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from adapter.core.errors import MovinetError
+from adapter.core.files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ class DatasetRun:
         return dl.Filters(custom_filter=query)
 
 
-def downloading_annotations_to(dataset, folder: str):
+def downloading_annotations_to(dataset, folder: str, unscored: Callable[[dict], bool] | None = None):
     """A copy of the dataset entity whose download_annotations writes into folder.
 
     dtlpymetrics' create_model_score downloads the filtered items' annotations to the SDK's
@@ -124,13 +126,40 @@ def downloading_annotations_to(dataset, folder: str):
     Args:
         dataset: the dl.Dataset being evaluated.
         folder: an empty folder.
+        unscored: which annotations (platform JSON) to leave out of the downloaded item files,
+            so they count neither as ground truth nor as predictions.
 
     Returns:
         A shallow copy of dataset (same id, items, client) with that one method bound to folder.
     """
+
+    def download_annotations(*args, **kwargs):
+        path = dataset.download_annotations(*args, **{**kwargs, "local_path": folder})
+        if unscored is not None:
+            _leave_out(path, unscored)
+        return path
+
     scoring_dataset = copy.copy(dataset)
-    scoring_dataset.download_annotations = functools.partial(dataset.download_annotations, local_path=folder)
+    scoring_dataset.download_annotations = download_annotations
     return scoring_dataset
+
+
+def _leave_out(path: str, unscored: Callable[[dict], bool]) -> None:
+    for item_file in pathlib.Path(path).rglob("*.json"):
+        with open(item_file) as file:
+            item = json.load(file)
+        annotations = item.get("annotations") if isinstance(item, dict) else None
+        if not annotations:
+            continue
+        kept = [annotation for annotation in annotations if not unscored(annotation)]
+        if len(kept) < len(annotations):
+            logger.info(
+                "Scoring leaves out %d annotation(s) of item %r (id %s)",
+                len(annotations) - len(kept),
+                item.get("filename"),
+                item.get("id"),
+            )
+            write_json(item_file, {**item, "annotations": kept})
 
 
 SDK_FLOWS_MODULE = "dtlpy.ml.base_model_adapter"

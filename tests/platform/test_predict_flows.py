@@ -293,3 +293,26 @@ def test_a_filtered_evaluation_scores_only_its_items_even_after_an_evaluation_of
 
     # Only this run's items: none of the earlier download's item files are scored again.
     assert sorted(pd.read_csv(score_uploads[f"{model.id}.csv"])["item_id"]) == left
+
+
+def test_a_re_evaluation_keeps_and_does_not_score_an_evaluation_prediction_a_person_changed(
+    adapter, platform, dataset, score_uploads
+):
+    import pandas as pd
+
+    adapter.evaluate_model(adapter.model_entity, dataset)
+    corrected_item = sorted(platform.uploaded)[0]
+    (corrected,) = evaluations(platform.uploaded[corrected_item])
+    # A person corrects that prediction in the studio.
+    corrected.label = "a person's label"
+    corrected.updated_by, corrected.updated_at = PERSON, "2099-01-01T00:00:00.000Z"
+
+    model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
+
+    assert corrected in platform.uploaded[corrected_item]  # kept
+    fresh = {a.id for item_id, stored in platform.uploaded.items() for a in evaluations(stored) if a is not corrected}
+    assert len(fresh) == 4  # one new top-1 per item
+    table = pd.read_csv(score_uploads[f"{model.id}.csv"])
+    # Every prediction scored is this run's: the corrected one is neither a prediction nor ground truth.
+    assert set(table["second_id"].dropna()) == fresh
+    assert corrected.id not in set(table["first_id"].dropna())
