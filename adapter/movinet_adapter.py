@@ -16,6 +16,11 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 
+from adapter.core.native_logs import initialize_devices_quietly, quiet_tensorflow_logs
+
+# Before anything imports TensorFlow: the agent imports this module when a service starts.
+quiet_tensorflow_logs()
+
 import dtlpy as dl
 import numpy as np
 
@@ -52,6 +57,7 @@ from adapter.video.preprocessing import preprocess_frame
 from adapter.video.reader import VideoError, VideoReader
 
 logger = logging.getLogger(__name__)
+initialize_devices_quietly()
 
 
 def _preview(labels: list[str], shown: int = 5) -> str:
