@@ -41,6 +41,7 @@ import dtlpy as dl  # noqa: E402
 
 from adapter.core.presets import kinetics_600_labels
 from adapter.core.variants import VARIANTS  # noqa: E402
+from adapter.platform.annotations import evaluation_name  # noqa: E402
 from tests.motion_dataset import write_motion_dataset  # noqa: E402
 from tests.videos import write_text_as_video  # noqa: E402
 
@@ -94,13 +95,14 @@ def described(execution: dl.Execution) -> str:
     )
 
 
-def model_annotations(item: dl.Item, model: dl.Model) -> list[dl.Annotation]:
-    """The item's class annotations made by model."""
+def model_annotations(item: dl.Item, model: dl.Model, name: str | None = None) -> list[dl.Annotation]:
+    """The item's class annotations made by model (under name: the model's, or the evaluation's)."""
     annotations = item.annotations.list()
+    name = name or model.name
     return [
         annotation
         for annotation in annotations
-        if annotation.type == "class" and annotation.metadata.get("user", {}).get("model", {}).get("name") == model.name
+        if annotation.type == "class" and annotation.metadata.get("user", {}).get("model", {}).get("name") == name
     ]
 
 
@@ -310,5 +312,7 @@ def test_evaluate_the_fine_tuned_model_on_the_validation_folder(trained, uploade
 
     assert status(execution) == "success", described(execution)
     for item in uploaded.validation:
-        labels = {annotation.label for annotation in model_annotations(item, model)}
+        # The evaluation's own predictions, apart from the model's (platform.annotations).
+        evaluated = model_annotations(item, model, evaluation_name(model.name))
+        labels = {annotation.label for annotation in evaluated}
         assert labels and labels <= set(LABELS), f"{item.name}: {labels}"
