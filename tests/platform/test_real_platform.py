@@ -23,6 +23,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -41,7 +42,7 @@ import dtlpy as dl  # noqa: E402
 
 from adapter.core.presets import kinetics_600_labels
 from adapter.core.variants import VARIANTS  # noqa: E402
-from adapter.platform.annotations import evaluation_name  # noqa: E402
+from adapter.platform.annotations import EDIT_TOLERANCE_S, evaluation_name  # noqa: E402
 from tests.motion_dataset import write_motion_dataset  # noqa: E402
 from tests.videos import write_text_as_video  # noqa: E402
 
@@ -269,6 +270,26 @@ def test_predict_dataset_annotates_every_filtered_video(project, deployed_model,
     assert status(execution) == "success", described(execution)
     for item in uploaded.validation:
         assert model_annotations(item, deployed_model), f"no annotations by {deployed_model.name} on {item.name}"
+
+
+def test_a_re_predict_replaces_unchanged_predictions_and_keeps_a_corrected_one(deployed_model, uploaded):
+    item = uploaded.validation[-1]
+    first = finished(deployed_model.predict(item_ids=[item.id]))
+    assert status(first) == "success", described(first)
+    predictions = model_annotations(item, deployed_model)
+    # A person corrects one prediction, later than the upload's own timestamps.
+    time.sleep(EDIT_TOLERANCE_S + 1)
+    corrected = predictions[0]
+    corrected.label = next(label for label in kinetics_600_labels() if label != corrected.label)
+    corrected.update(system_metadata=True)
+
+    second = finished(deployed_model.predict(item_ids=[item.id]))
+
+    assert status(second) == "success", described(second)
+    after = model_annotations(item, deployed_model)
+    # The unchanged predictions were replaced; the corrected one is still there, beside the new ones.
+    assert {a.id for a in predictions} & {a.id for a in after} == {corrected.id}
+    assert len(after) == len(predictions) + 1
 
 
 def test_embed_items_uploads_unit_vectors_of_embeddings_size(project, deployed_model, uploaded):
