@@ -64,7 +64,8 @@ def initialize_devices_quietly() -> None:
         return
     import tensorflow as tf
 
-    sys.stderr.flush()
+    if hasattr(sys.stderr, "flush"):  # the agent replaces sys.stderr with its own writer
+        sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
