@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import dtlpy as dl
 import pytest
@@ -16,6 +17,7 @@ from adapter.platform.annotations import evaluation_name
 from adapter.platform.dataset_runs import EveryItemFailed
 from tests.conftest import annotation_model_names, model_entity
 from tests.motion_dataset import write_motion_dataset
+from tests.platform.test_concurrent_calls import downloads_meet
 from tests.videos import write_text_as_video, write_video
 
 SMALL = {"model_id": "a0", "model_mode": "base", "imgz": 48, "n_frames": 4, "batch_size": 2, "top_k": 3, "fps": 5}
@@ -316,3 +318,26 @@ def test_a_re_evaluation_keeps_and_does_not_score_an_evaluation_prediction_a_per
     # Every prediction scored is this run's: the corrected one is neither a prediction nor ground truth.
     assert set(table["second_id"].dropna()) == fresh
     assert corrected.id not in set(table["first_id"].dropna())
+
+
+def test_an_evaluation_and_a_prediction_at_once_keep_their_own_names_and_top_k(
+    adapter, platform, dataset, score_uploads, tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    other = platform.add_item(write_video(tmp_path / "other.mp4", frames=12, fps=10))
+    items = [i["id"] for i in platform.dataset_items[dataset.id]]
+    # The evaluation's first batch (2 videos) and the prediction's video download together.
+    downloads_meet(monkeypatch, parties=3)
+
+    with ThreadPoolExecutor(max_workers=2) as executions:  # the agent's pool, concurrency 2
+        evaluation = executions.submit(adapter.evaluate_model, adapter.model_entity, dataset)
+        prediction = executions.submit(adapter.predict_items, [other])
+        model, _ = evaluation.result(timeout=600)
+        prediction.result(timeout=600)
+
+    # The prediction: the configured top_k under the model's name; the evaluation: top-1 under its own.
+    assert len(this_models(platform.uploaded[other.id])) == 3 and not evaluations(platform.uploaded[other.id])
+    for item_id in items:
+        assert len(evaluations(platform.uploaded[item_id])) == 1 and not this_models(platform.uploaded[item_id])
+    assert sorted(pd.read_csv(score_uploads[f"{model.id}.csv"])["item_id"]) == sorted(items)
