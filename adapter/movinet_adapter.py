@@ -8,11 +8,19 @@ train: training.fit.
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import os
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator
+
+from adapter.core.native_logs import initialize_devices_quietly, quiet_tensorflow_logs
+
+# Before anything imports TensorFlow: the agent imports this module when a service starts.
+quiet_tensorflow_logs()
 
 import dtlpy as dl
 import numpy as np
@@ -26,7 +34,18 @@ from adapter.core.errors import (
     failure_reason,
 )
 from adapter.model.loading import LoadedModel, load_model
-from adapter.platform.annotations import build_annotations
+from adapter.platform.annotations import (
+    build_annotations,
+    changed_prediction,
+    evaluation_name,
+    failed_video_predictions,
+    is_failed_video,
+    name_predictions,
+    prediction_name,
+    replace_model_annotations,
+    stamp_prediction_name,
+)
+from adapter.platform.calls import Call, call_scope, current_call
 from adapter.platform.dataset_runs import (
     SCORING_MODULE,
     ChildExecutions,
@@ -35,6 +54,7 @@ from adapter.platform.dataset_runs import (
     progress_bars_on_terminal_only,
     subset_limit_sized_by_duration,
 )
+from adapter.platform.feature_sets import check_feature_set, write_embeddings_size
 from adapter.platform.items import ItemError, check_subsets_fit, download_item, local_item
 from adapter.platform.offline_model import OfflineModel
 from adapter.runtime.backend import make_classifier, runtime_for
@@ -46,6 +66,7 @@ from adapter.video.preprocessing import preprocess_frame
 from adapter.video.reader import VideoReader
 
 logger = logging.getLogger(__name__)
+initialize_devices_quietly()
 
 
 def _preview(labels: list[str], shown: int = 5) -> str:
@@ -58,17 +79,30 @@ class MovinetAdapter(dl.BaseModelAdapter):
     def __init__(self, model_entity: dl.Model | None = None):
         self.config: MovinetConfig | None = None
         self.loaded: LoadedModel | None = None
-        self.failures: list[tuple[str, str]] = []
+        # Failures of predict()/embed() called directly (the command line); an SDK call has its own.
+        self._direct_call = Call()
         self._classifier = None
+        self._classifier_lock = threading.Lock()
         self._classifier_error: Exception | None = None
         # Called with (video, prediction, reader) after each video is classified (the CLI's --plot).
         self.on_video_predicted = None
         self._artifacts_path: str | None = None  # what load() was given: where a resume state may be
         self._finished_output: str | None = None  # output_path of the last train() that finished
-        self._failed_item_ids: set[str] = set()  # items of this predict_items call that failed
-        self._dataset_run: DatasetRun | None = None  # set during predict_dataset and evaluate_model
-        self._evaluating = False
         super().__init__(model_entity=model_entity)
+
+    # ------------------------------------------------------------------ per-call state
+    def _call(self) -> Call:
+        # Each SDK call (an execution, maybe one of several at once) has its own (platform.calls).
+        return current_call() or self._direct_call
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """(video name, reason) of each video that failed in the current call (or in direct calls)."""
+        return self._call().failures
+
+    @failures.setter
+    def failures(self, value):
+        self._call().failures = list(value)
 
     # ------------------------------------------------------------------ configuration
     def read_config(self) -> MovinetConfig:
@@ -184,29 +218,37 @@ class MovinetAdapter(dl.BaseModelAdapter):
         Inside predict_dataset or evaluate_model the failures go to the run's report instead,
         so the remaining pages are still predicted (and scored).
         """
-        self.failures = []
-        self._failed_item_ids = set()
-        with progress_bars_on_terminal_only():
+        with call_scope() as call, progress_bars_on_terminal_only():
             result = super().predict_items(items, batch_size=batch_size, **kwargs)
-        if self._dataset_run is not None:
-            self._dataset_run.record(len(items), self.failures, self._failed_item_ids)
-        elif self.failures:
-            raise PredictionFailed(self.failures)
+        if call.dataset_run is not None:
+            call.dataset_run.record(len(items), call.failures, call.failed_item_ids)
+        elif call.failures:
+            raise PredictionFailed(call.failures)
         return result
 
+    def _update_predictions_metadata(self, item, predictions):
+        super()._update_predictions_metadata(item, predictions)
+        stamp_prediction_name(predictions)  # an evaluation's predictions keep their own name
+
     def _upload_model_annotations(self, item, predictions):
-        if item.id in self._failed_item_ids:
+        """Replace only this model's unchanged annotations; a failed video keeps the ones it had.
+
+        Runs on the SDK's pool threads: what the call decided travels on the predictions.
+        """
+        if is_failed_video(predictions):
             # The SDK would delete this model's earlier annotations and upload none: keep them.
             logger.info("Kept the earlier annotations of item %r (id %s): its video failed", item.name, item.id)
             return dl.AnnotationCollection(item=item)
-        return super()._upload_model_annotations(item, predictions)
+        entity = self.model_entity
+        return replace_model_annotations(
+            item, predictions, name=prediction_name(predictions, entity.name), model_id=entity.id
+        )
 
     def predict(self, batch, **kwargs):
-        failed_before = len(self.failures)
-        collections = self._each_video(
-            batch, self.predict_video, lambda video: dl.AnnotationCollection(item=video.item)
-        )
-        logger.info("Predicted a batch of %d video(s), %d failed", len(batch), len(self.failures) - failed_before)
+        failures = self.failures
+        failed_before = len(failures)
+        collections = self._each_video(batch, self.predict_video, lambda video: failed_video_predictions(video.item))
+        logger.info("Predicted a batch of %d video(s), %d failed", len(batch), len(failures) - failed_before)
         return collections
 
     def predict_dataset(self, dataset, filters=None, batch_size=None, progress=None, **kwargs):
@@ -215,11 +257,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
         Returns:
             The run's report: {"items", "succeeded", "failed": [{"item", "reason"}]}.
         """
-        run = self._dataset_run = DatasetRun("prediction")
-        try:
+        run = DatasetRun("prediction")
+        with call_scope(dataset_run=run):
             super().predict_dataset(dataset, filters=filters, batch_size=batch_size, progress=progress, **kwargs)
-        finally:
-            self._dataset_run = None
         return run.finish()
 
     def _execute_dataset_operation(
@@ -249,14 +289,18 @@ class MovinetAdapter(dl.BaseModelAdapter):
                     raise
                 result = True  # "failed to predict entire dataset": each child's report says what failed
         if children.created:
-            run = self._dataset_run if self._dataset_run is not None else DatasetRun(operation_type)
+            parent_run = self._call().dataset_run  # predict_dataset's report, if this is one
+            run = parent_run if parent_run is not None else DatasetRun(operation_type)
             children.report_into(run, self.project, dataset)
-            if run is not self._dataset_run:
+            if run is not parent_run:
                 run.finish()  # embed: no report to return, but a run where everything failed is an error
         return result
 
     def evaluate_model(self, model, dataset, filters=None, progress=None, context=None):
         """The SDK's flow: predict top-1 over the filtered items (failed ones reported), then score.
+
+        The predictions carry evaluation_name(model.name), not the model's name: the items'
+        earlier predictions of the model stay as they were, and only this run's are scored.
 
         Returns:
             (model, dataset), as the SDK's.
@@ -264,28 +308,38 @@ class MovinetAdapter(dl.BaseModelAdapter):
         from adapter.core.devices import check_devices
 
         check_devices("evaluation")
-        self._dataset_run, self._evaluating = DatasetRun("evaluation"), True
-        try:
+        run = DatasetRun("evaluation")
+        with call_scope(dataset_run=run, evaluation_name=evaluation_name(model.name)):
             return super().evaluate_model(model, dataset, filters=filters, progress=progress, context=context)
-        finally:
-            self._dataset_run, self._evaluating = None, False
 
     def evaluate(self, model, dataset, filters):
         """Score with dtlpymetrics the run's items that were predicted now (failed items are left out).
 
+        Within evaluate_model the predictions scored are those named evaluation_name(model.name).
+
         Returns:
             The model entity, as the SDK's.
         """
-        if self._dataset_run is not None:
-            self._dataset_run.finish()  # nothing to score when every item failed
-            filters = self._dataset_run.scoring_filters(filters)
+        call = current_call()
+        scored_as, unscored = model, None
+        if call is not None and call.dataset_run is not None:
+            call.dataset_run.finish()  # nothing to score when every item failed
+            filters = call.dataset_run.scoring_filters(filters)
+        if call is not None and call.evaluation_name is not None:
+            # dtlpymetrics matches predictions by model.name and names its files by model.id.
+            scored_as = copy.copy(model)
+            scored_as.name = call.evaluation_name
+            # An earlier evaluation's prediction a person changed is kept, but is not this run's.
+            unscored = functools.partial(changed_prediction, name=call.evaluation_name)
         scoring_bars = progress_bars_on_terminal_only(SCORING_MODULE)
         with tempfile.TemporaryDirectory(prefix="movinet-scoring-") as folder, scoring_bars:
-            return super().evaluate(model, downloading_annotations_to(dataset, folder), filters)
+            super().evaluate(scored_as, downloading_annotations_to(dataset, folder, unscored), filters)
+        return model
 
     def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:
         """process(video) for each video; a failure is logged, recorded and answered by failed_result(video)."""
         results = []
+        call = self._call()
         for video in batch:
             try:
                 results.append(process(video))
@@ -294,9 +348,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
                     logger.error("%s", err)
                 else:
                     logger.error("Processing failed for %s:\n%s", video.name, traceback.format_exc())
-                self.failures.append((video.name, failure_reason(err)))
+                call.failures.append((video.name, failure_reason(err)))
                 if video.item is not None:
-                    self._failed_item_ids.add(video.item.id)
+                    call.failed_item_ids.add(video.item.id)
                 results.append(failed_result(video))
             finally:
                 video.cleanup()
@@ -314,6 +368,14 @@ class MovinetAdapter(dl.BaseModelAdapter):
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         if self._classifier_error is not None:
             raise self._classifier_error  # a failed conversion is not retried for every video
+        if self._classifier is None:
+            with self._classifier_lock:  # executions running at once build it once
+                return self._build_classifier()
+        return self._classifier
+
+    def _build_classifier(self):
+        if self._classifier_error is not None:
+            raise self._classifier_error
         if self._classifier is None:
             try:
                 self._classifier = make_classifier(self.config, self.loaded)
@@ -359,36 +421,47 @@ class MovinetAdapter(dl.BaseModelAdapter):
             self.on_video_predicted(video, prediction, reader)
         item = video.item if video.item is not None else local_item(video.path, reader.source_fps)
         entity = self._model_entity
-        return build_annotations(
+        evaluating_as = self._call().evaluation_name
+        collection = build_annotations(
             prediction,
             self.loaded.labels,
             item=item,
             num_frames=reader.num_frames,
             # Evaluation scores each whole-video annotation: top-1 only, or precision could not pass 1/top_k.
-            top_k=1 if self._evaluating else self.config.top_k,
-            temporal=self.config.evaluate_temporal_annotations
-            if self._evaluating
-            else self.config.temporal_annotations,
-            model_name=entity.name if entity is not None else None,
+            top_k=1 if evaluating_as else self.config.top_k,
+            temporal=self.config.evaluate_temporal_annotations if evaluating_as else self.config.temporal_annotations,
+            model_name=evaluating_as or (entity.name if entity is not None else None),
             model_id=entity.id if entity is not None else None,
         )
+        return name_predictions(collection, evaluating_as) if evaluating_as else collection
 
     # ------------------------------------------------------------------ embeddings
     def embed_items(self, items: list, upload_features=None, batch_size=None, progress=None, **kwargs):
         """The SDK's flow (vectors go to the model's feature set), then one error naming every failed video."""
-        self.failures = []
-        config = self.read_config()  # the configuration now, which the SDK sizes the feature set from
-        size = config.check_embeddings_size()
-        if config.embeddings_size is None:
-            # The SDK sizes the feature set with this key (256 when absent) and skips other lengths.
-            self.configuration["embeddings_size"] = size
-        with progress_bars_on_terminal_only():
+        with call_scope() as call, progress_bars_on_terminal_only():
             result = super().embed_items(
                 items, upload_features=upload_features, batch_size=batch_size, progress=progress, **kwargs
             )
-        if self.failures:
-            raise EmbeddingFailed(self.failures)
+        if call.failures:
+            raise EmbeddingFailed(call.failures)
         return result
+
+    @property
+    def feature_set(self):
+        """The model's feature set, as the SDK resolves it, sized and checked for this variant's embeddings.
+
+        The SDK asks for it before any embed() call (embed_dataset: before listing items) and
+        creates a missing one sized from configuration['embeddings_size'] (256 when absent):
+        the variant's size is written first, and an existing set of another size is an error.
+
+        Returns:
+            The dl.FeatureSet.
+        """
+        size = self.read_config().check_embeddings_size()
+        write_embeddings_size(self.configuration, size)
+        if self._feature_set is not None and self._feature_set.model_id != self.model_entity.id:
+            self._feature_set = None  # the SDK's cache belongs to the model loaded before
+        return check_feature_set(super().feature_set, size, self.model_entity.name)
 
     def embed(self, batch, **kwargs):
         """One unit-length vector (list of floats) per video; None for a video that failed (see failures)."""

@@ -16,6 +16,7 @@ as a platform dataset (listing, export and item downloads) and answers model clo
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import hashlib
 import json
@@ -144,6 +145,8 @@ class OfflinePlatform:
         self.files: dict[str, str] = {}  # item id -> local file that item.download copies
         self.uploaded: dict[str, list] = {}  # item id -> annotations uploaded
         self.deleted: list[str] = []  # item ids whose model annotations were cleaned
+        self.caller = "movinet-service-bot@bot.dataloop.ai"  # who uploads (a service acts as its bot)
+        self.annotation_count = 0
         self.model_updates = 0
         self.artifact_uploads: list[str] = []
         self.metrics: list = []
@@ -169,6 +172,26 @@ class OfflinePlatform:
             project=None,
             is_fetched=True,
         )
+
+    def add_feature_set(self, *, name, size, model_id, set_type=None, entity_type="item", project_id="project-1"):
+        """A feature set as the platform stores it (what feature_sets.create makes, or one made earlier)."""
+        import dtlpy as dl
+
+        with self.lock:
+            feature_set = dl.FeatureSet.from_json(
+                _json={
+                    "id": f"feature-set-{len(self.feature_sets) + 1}",
+                    "name": name,
+                    "size": size,
+                    "type": set_type or name,
+                    "entityType": entity_type,
+                    "project": project_id,
+                    "modelId": model_id,
+                },
+                client_api=dl.client_api,
+            )
+            self.feature_sets.append(feature_set)
+        return feature_set
 
     def artifacts_dir(self, model_id: str) -> str:
         """The folder holding a model's artifacts (what uploads wrote)."""
@@ -211,11 +234,9 @@ class OfflinePlatform:
         uploaded = [a.to_json() if hasattr(a, "to_json") else a for a in self.uploaded.get(item["id"], [])]
         annotations = []
         for number, annotation in enumerate([*item.get("annotations", []), *uploaded]):
-            # The fields the platform adds to every stored annotation.
-            stored = {"creator": "offline", "createdAt": "", "updatedAt": "", "updatedBy": "offline", "metadata": {}}
-            stored.update({key: value for key, value in annotation.items() if value is not None})
+            stored = stored_annotation(annotation, item["id"])
             stored.setdefault("id", f"{item['id']}-annotation-{number}")
-            annotations.append({**stored, "itemId": item["id"]})
+            annotations.append(stored)
         return {**item, "annotations": annotations}
 
     def matching_items(self, dataset_id: str, filters) -> list[dict]:
@@ -274,6 +295,13 @@ class OfflinePlatform:
         patch.setattr(dl.repositories.Datasets, "_export_recursive", export_recursive)
         patch.setattr(dl.repositories.Downloader, "_Downloader__thread_download", thread_download)
         patch.setattr(type(dl.client_api), "gen_request", gen_request)
+
+
+def stored_annotation(annotation: dict, item_id: str) -> dict:
+    """An annotation JSON with the fields the platform adds to every stored annotation."""
+    stored = {"creator": "offline", "createdAt": "", "updatedAt": "", "updatedBy": "offline", "metadata": {}}
+    stored.update({key: value for key, value in annotation.items() if value is not None})
+    return {**stored, "itemId": item_id}
 
 
 def annotation_model_names(annotation) -> set:
@@ -362,9 +390,28 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         return target
 
     def annotations_upload(self, annotations, **kwargs):
+        # As the platform: each stored annotation gets an id, its creator (the caller: the
+        # service's bot) and equal creation and update times.
+        now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         with state.lock:
+            for annotation in annotations:
+                state.annotation_count += 1
+                annotation.id = f"annotation-{state.annotation_count}"
+                annotation.creator = annotation.updated_by = state.caller
+                annotation.created_at = annotation.updated_at = now
             state.uploaded.setdefault(self.item.id, []).extend(annotations)
         return annotations
+
+    def annotations_list(self, filters=None, **kwargs):
+        # As the platform: the item's stored annotations that the filter's DQL query selects.
+        query = filters.prepare().get("filter", {}) if filters is not None else {}
+        with state.lock:
+            stored = list(state.uploaded.get(self.item.id, []))
+        return [
+            a if hasattr(a, "to_json") else dl.Annotation.from_json(_json=stored_annotation(a, self.item.id))
+            for a in stored
+            if dql_matches(a.to_json() if hasattr(a, "to_json") else a, query)
+        ]
 
     def annotations_delete(self, filters=None, **kwargs):
         # As the platform: remove the item's annotations that the filter's DQL query selects.
@@ -418,27 +465,16 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
         return True
 
     def feature_sets_list(self, filters=None, **kwargs):
-        # Only the sets created in this run exist; the SDK looks them up before creating one.
+        # The sets created in this test that the query selects (the SDK asks by modelId, then by name).
+        query = filters.prepare().get("filter", {}) if filters is not None else {}
         with state.lock:
-            existing = list(state.feature_sets)
+            existing = [s for s in state.feature_sets if dql_matches(s.to_json(), query)]
         return types.SimpleNamespace(items_count=len(existing), items=existing)
 
     def feature_sets_create(self, name, size, set_type, entity_type, project_id=None, model_id=None, org_id=None):
-        feature_set = dl.FeatureSet.from_json(
-            _json={
-                "id": f"feature-set-{len(state.feature_sets) + 1}",
-                "name": name,
-                "size": size,
-                "type": set_type,
-                "entityType": entity_type,
-                "project": project_id,
-                "modelId": model_id,
-            },
-            client_api=dl.client_api,
+        return state.add_feature_set(
+            name=name, size=size, set_type=set_type, entity_type=entity_type, project_id=project_id, model_id=model_id
         )
-        with state.lock:
-            state.feature_sets.append(feature_set)
-        return feature_set
 
     def features_create(self, value, project_id=None, feature_set_id=None, entity=None, **kwargs):
         entities, values = (entity, value) if isinstance(entity, list) else ([entity], [value])
@@ -453,6 +489,7 @@ def install_offline_platform(monkeypatch) -> OfflinePlatform:
     monkeypatch.setattr(dl.Item, "download", item_download)
     monkeypatch.setattr(dl.repositories.Annotations, "upload", annotations_upload)
     monkeypatch.setattr(dl.repositories.Annotations, "delete", annotations_delete)
+    monkeypatch.setattr(dl.repositories.Annotations, "list", annotations_list)
     monkeypatch.setattr(dl.repositories.Artifacts, "upload", artifacts_upload)
     monkeypatch.setattr(dl.repositories.Artifacts, "download", artifacts_download)
     monkeypatch.setattr(dl.repositories.FeatureSets, "list", feature_sets_list)

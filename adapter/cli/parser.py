@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from adapter.cli.commands import (
 )
 from adapter.cli.options import DEFAULT_MODEL
 from adapter.core.errors import MovinetError
+from adapter.core.native_logs import quiet_tensorflow_logs
 from adapter.core.variants import MODEL_IDS, MODEL_MODES
 
 logger = logging.getLogger("adapter")
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None, prog: str = "movinet") -> int:
     Returns:
         The exit code: 0, 1 (some video failed), or a MovinetError's exit_code.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow_logs()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # The SDK logs at DEBUG and prints its own warnings with its own handler; keep its
     # records off ours (set before anything imports it).

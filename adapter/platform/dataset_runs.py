@@ -12,15 +12,18 @@ into a fresh folder (downloading_annotations_to).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
 import importlib
+import json
 import logging
+import pathlib
 import threading
-import types
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from adapter.core.errors import MovinetError
+from adapter.core.files import write_json
 from adapter.platform.items import video_seconds
 
 logger = logging.getLogger(__name__)
@@ -118,7 +121,7 @@ class DatasetRun:
         return dl.Filters(custom_filter=query)
 
 
-def downloading_annotations_to(dataset, folder: str):
+def downloading_annotations_to(dataset, folder: str, unscored: Callable[[dict], bool] | None = None):
     """A copy of the dataset entity whose download_annotations writes into folder.
 
     dtlpymetrics' create_model_score downloads the filtered items' annotations to the SDK's
@@ -129,12 +132,21 @@ def downloading_annotations_to(dataset, folder: str):
     Args:
         dataset: the dl.Dataset being evaluated.
         folder: an empty folder.
+        unscored: which annotations (platform JSON) to leave out of the downloaded item files,
+            so they count neither as ground truth nor as predictions.
 
     Returns:
         A shallow copy of dataset (same id, items, client) with that one method bound to folder.
     """
+
+    def download_annotations(*args, **kwargs):
+        path = dataset.download_annotations(*args, **{**kwargs, "local_path": folder})
+        if unscored is not None:
+            _leave_out(path, unscored)
+        return path
+
     scoring_dataset = copy.copy(dataset)
-    scoring_dataset.download_annotations = functools.partial(dataset.download_annotations, local_path=folder)
+    scoring_dataset.download_annotations = download_annotations
     return scoring_dataset
 
 
@@ -302,18 +314,60 @@ class ChildExecutions:
         ]
 
 
+def _leave_out(path: str, unscored: Callable[[dict], bool]) -> None:
+    for item_file in pathlib.Path(path).rglob("*.json"):
+        with open(item_file) as file:
+            item = json.load(file)
+        annotations = item.get("annotations") if isinstance(item, dict) else None
+        if not annotations:
+            continue
+        kept = [annotation for annotation in annotations if not unscored(annotation)]
+        if len(kept) < len(annotations):
+            logger.info(
+                "Scoring leaves out %d annotation(s) of item %r (id %s)",
+                len(annotations) - len(kept),
+                item.get("filename"),
+                item.get("id"),
+            )
+            write_json(item_file, {**item, "annotations": kept})
+
+
 SDK_FLOWS_MODULE = "dtlpy.ml.base_model_adapter"
 SCORING_MODULE = "dtlpymetrics.scoring.models"
 
 
+class _TqdmSwitch:
+    """Stands in for a module's `tqdm` name: its tqdm.tqdm(...) bars follow the calling context.
+
+    Installed once per module and never removed, so calls running at once on several threads
+    (a service with concurrency above 1) cannot undo each other's patch; whether a bar shows
+    only on a terminal is each call's own (a context variable).
+    """
+
+    def __init__(self, original):
+        self._original = original
+
+    def tqdm(self, *args, **kwargs):
+        if _terminal_only.get():
+            kwargs["disable"] = None  # tqdm's own "off unless the stream is a terminal"
+        return self._original.tqdm(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._original, name)
+
+
+_terminal_only: contextvars.ContextVar[bool] = contextvars.ContextVar("movinet_bars_terminal_only", default=False)
+_switch_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def progress_bars_on_terminal_only(module_name: str = SDK_FLOWS_MODULE) -> Iterator[None]:
-    """Within the block, a library module's tqdm bars show only when their stream is a terminal.
+    """Within the block (in this thread's context), a library module's tqdm bars show only on a terminal.
 
     A service's log is not a terminal: there the bars would be carriage-return fragments,
     and the adapter logs a line per batch instead. The SDK's flows (SDK_FLOWS_MODULE) and
     dtlpymetrics' scoring (SCORING_MODULE) call tqdm.tqdm(...) through their module's tqdm
-    name; tqdm's own disable=None is exactly "off unless a terminal".
+    name, from the calling thread.
 
     Args:
         module_name: the module whose tqdm calls change.
@@ -322,9 +376,11 @@ def progress_bars_on_terminal_only(module_name: str = SDK_FLOWS_MODULE) -> Itera
         A context manager.
     """
     module = importlib.import_module(module_name)
-    original = module.tqdm
-    module.tqdm = types.SimpleNamespace(tqdm=functools.partial(original.tqdm, disable=None))
+    with _switch_lock:
+        if not isinstance(module.tqdm, _TqdmSwitch):
+            module.tqdm = _TqdmSwitch(module.tqdm)
+    token = _terminal_only.set(True)
     try:
         yield
     finally:
-        module.tqdm = original
+        _terminal_only.reset(token)

@@ -9,6 +9,7 @@ keep the results of runtime.classifiers; the flatbuffers come from runtime.conve
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -19,6 +20,27 @@ from adapter.runtime.conversion import POOLED_OUTPUT
 from adapter.video.clips import Clip
 
 logger = logging.getLogger(__name__)
+
+
+class _SerializedRunner:
+    """A signature runner that runs one call at a time.
+
+    One interpreter is not safe to invoke from two threads at once, and a service with
+    concurrency above 1 predicts on several threads with the same classifier. Each call sets
+    its inputs and returns copies of its outputs (the stream states too), so calls from
+    different videos may interleave as long as each runs alone.
+    """
+
+    def __init__(self, runner):
+        self._runner = runner
+        self._lock = threading.Lock()
+
+    def __call__(self, **inputs):
+        with self._lock:
+            return self._runner(**inputs)
+
+    def get_input_details(self):
+        return self._runner.get_input_details()
 
 
 def signature_runner(flatbuffer: bytes, num_threads: int):
@@ -37,7 +59,8 @@ def signature_runner(flatbuffer: bytes, num_threads: int):
     interpreter = Interpreter(
         model_content=flatbuffer, num_threads=num_threads, experimental_op_resolver_type=OpResolverType.BUILTIN
     )
-    return interpreter.get_signature_runner()
+    # Serialised: one interpreter is not safe to invoke from two threads at once.
+    return _SerializedRunner(interpreter.get_signature_runner())
 
 
 class TFLiteStreamClassifier(WindowClassifier):

@@ -29,13 +29,22 @@ def described(execution: dl.Execution) -> str:
     )
 
 
-def model_annotations(annotations: list[dl.Annotation], model: dl.Model) -> list[dl.Annotation]:
-    """The class annotations among annotations that model made (metadata.user.model.name, as dtlpymetrics reads it)."""
+def model_annotations(
+    annotations: list[dl.Annotation], model: dl.Model, name: str | None = None
+) -> list[dl.Annotation]:
+    """The class annotations among annotations that model made (metadata.user.model.name, as dtlpymetrics reads it).
+
+    Args:
+        annotations: an item's annotations.
+        model: the model.
+        name: the name its predictions carry (default the model's; an evaluation's differ).
+    """
+    name = name or model.name
     return [
         annotation
         for annotation in annotations
         if annotation.type == "class"
-        and ((annotation.metadata or {}).get("user") or {}).get("model", {}).get("name") == model.name
+        and ((annotation.metadata or {}).get("user") or {}).get("model", {}).get("name") == name
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapter.platform.annotations import LabelledRange
+from adapter.platform.annotations import LabelledRange, replaceable
 from adapter.runtime.results import Segment, temporal_ranges, top_k_labels
 
 LABELS = ["walk", "run", "jump", "swim"]
@@ -36,3 +36,36 @@ def test_the_first_range_starts_at_frame_zero_even_if_its_first_sample_does_not(
     ranges = temporal_ranges([Segment(3, 9, 1, 0.4)], LABELS, last_frame=11)
 
     assert ranges == [LabelledRange("run", 0, 11, 0.4)]
+
+
+UPLOADED_AT = "2026-11-30T10:00:00.000Z"
+BOT = "movinet-service-bot@bot.dataloop.ai"
+
+
+def stored(**fields) -> dict:
+    """A model's prediction as the platform stores it, with the given fields changed."""
+    prediction = {
+        "creator": BOT,
+        "createdAt": UPLOADED_AT,
+        "updatedBy": BOT,
+        "updatedAt": UPLOADED_AT,
+        "metadata": {"system": {"model": {"model_id": "model-1", "name": "movinet", "confidence": 0.4}}},
+    }
+    return {**prediction, **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "replaceable_now"),
+    [
+        ({}, True),  # as uploaded
+        ({"updatedAt": "2026-11-30T10:00:01.500Z"}, True),  # times set a moment apart by the upload
+        ({"updatedBy": "annotator@example.com", "updatedAt": "2026-11-30T10:00:01.000Z"}, False),
+        ({"updatedAt": "2026-11-30T10:30:00.000Z"}, False),  # the same account changed it later
+        ({"createdAt": None, "updatedAt": None}, True),  # no times: the account alone decides
+        ({"metadata": {"system": {"model": {"model_id": "other", "name": "movinet"}}}}, False),  # a namesake's
+        ({"metadata": {"system": {"model": {"model_id": "model-1", "name": "movinet-evaluation"}}}}, False),
+        ({"metadata": {}}, False),  # a person's own annotation
+    ],
+)
+def test_only_this_models_unchanged_predictions_are_replaceable(fields, replaceable_now):
+    assert replaceable(stored(**fields), "movinet", "model-1") is replaceable_now

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import dtlpy as dl
 import pytest
 
 from adapter import MovinetAdapter
 from adapter.movinet_adapter import PredictionFailed
+from adapter.platform.annotations import evaluation_name
 from adapter.platform.dataset_runs import EveryItemFailed
 from tests.conftest import annotation_model_names, model_entity
 from tests.motion_dataset import write_motion_dataset
+from tests.platform.test_concurrent_calls import downloads_meet
 from tests.videos import write_text_as_video, write_video
 
 SMALL = {"model_id": "a0", "model_mode": "base", "imgz": 48, "n_frames": 4, "batch_size": 2, "top_k": 3, "fps": 5}
@@ -27,8 +30,15 @@ def adapter(hub_cache, platform) -> MovinetAdapter:
     return MovinetAdapter(model_entity=entity)
 
 
+EVALUATION_NAME = evaluation_name(MODEL_NAME)
+
+
 def this_models(annotations) -> list:
     return [a for a in annotations if MODEL_NAME in annotation_model_names(a)]
+
+
+def evaluations(annotations) -> list:
+    return [a for a in annotations if EVALUATION_NAME in annotation_model_names(a)]
 
 
 def test_predicting_twice_leaves_one_set_of_this_models_annotations(adapter, platform, tmp_path, capsys):
@@ -67,6 +77,65 @@ def test_a_failed_video_keeps_the_annotations_it_had(adapter, platform, tmp_path
     assert platform.uploaded[item.id] == before  # nothing deleted, nothing added
     assert len(this_models(platform.uploaded[good.id])) == 3  # the good item was predicted again
     assert [name for name, _ in raised.value.failures] == [f"item 'run.mp4' (id {item.id})"]
+
+
+PERSON = "annotator@example.com"
+
+
+def platform_annotation(item, label, *, creator, created_at, updated_by=None, updated_at=None, model=None) -> dict:
+    """A class annotation on a video as the platform returns it; model: (name, id) for a prediction."""
+    metadata = {"system": {"frame": 0, "endFrame": 11, "objectId": "1", "attributes": {}}, "user": {}}
+    if model is not None:
+        name, model_id = model
+        metadata["system"]["model"] = {"model_id": model_id, "name": name, "confidence": 0.4}
+        metadata["user"]["model"] = {"model_id": model_id, "name": name, "confidence": 0.4}
+    return {
+        "id": f"{item.id}-{label}-{creator}",
+        "itemId": item.id,
+        "datasetId": "dataset-1",
+        "type": "class",
+        "label": label,
+        "coordinates": None,
+        "metadata": metadata,
+        "creator": creator,
+        "createdAt": created_at,
+        "updatedBy": updated_by or creator,
+        "updatedAt": updated_at or created_at,
+        "source": "sdk" if model is not None else "ui",
+    }
+
+
+def test_a_re_predict_replaces_only_this_models_unchanged_predictions(adapter, platform, tmp_path):
+    item = platform.add_item(write_video(tmp_path / "walk.mp4", frames=12, fps=10))
+    model = (MODEL_NAME, adapter.model_entity.id)
+    uploaded_at = "2026-11-30T10:00:00.000Z"
+    bot = platform.caller
+    earlier_prediction = platform_annotation(item, "walking", creator=bot, created_at=uploaded_at, model=model)
+    # A prediction a person corrected in the studio: their email and a later time.
+    corrected = platform_annotation(
+        item,
+        "jogging",
+        creator=bot,
+        created_at=uploaded_at,
+        updated_by=PERSON,
+        updated_at="2026-11-30T11:20:00.000Z",
+        model=model,
+    )
+    # A prediction the same account changed later (a person predicting and correcting from the SDK).
+    changed_later = platform_annotation(
+        item, "running", creator=PERSON, created_at=uploaded_at, updated_at="2026-11-30T12:00:00.000Z", model=model
+    )
+    drawn = platform_annotation(item, "dancing", creator=PERSON, created_at=uploaded_at)  # ground truth
+    # Another model with the same name (say, in another project sharing the dataset).
+    namesake = platform_annotation(item, "hopping", creator=bot, created_at=uploaded_at, model=(MODEL_NAME, "other-id"))
+    platform.uploaded[item.id] = [earlier_prediction, corrected, changed_later, drawn, namesake]
+
+    adapter.predict_items([item])
+
+    stored = platform.uploaded[item.id]
+    assert earlier_prediction not in stored  # replaced
+    assert all(a in stored for a in (corrected, changed_later, drawn, namesake))
+    assert len(stored) == 4 + 3  # and this run's top-3
 
 
 @pytest.fixture
@@ -157,13 +226,18 @@ def test_evaluate_model_scores_top1_predictions_with_dtlpymetrics(adapter, platf
         )
         for annotation in item["annotations"]:
             annotation["label"] = truth
-    platform.uploaded.clear()
+    earlier = {item_id: list(annotations) for item_id, annotations in platform.uploaded.items()}
 
     model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
 
     assert model is adapter.model_entity
-    # One whole-video annotation per item: top-1 only.
-    assert all(len(this_models(platform.uploaded[i["id"]])) == 1 for i in items if not i.get("hidden"))
+    for item in items:
+        if item.get("hidden"):
+            continue
+        # One whole-video annotation per item: top-1 only, under the evaluation's own name;
+        # the model's earlier top-3 predictions stay as they were, and are not scored.
+        assert len(evaluations(platform.uploaded[item["id"]])) == 1
+        assert this_models(platform.uploaded[item["id"]]) == earlier[item["id"]]
     table = pd.read_csv(score_uploads[f"{model.id}.csv"])
     # One row per item: its ground truth matched with the model's single top-1 annotation.
     assert sorted(table["item_id"]) == sorted(predicted)
@@ -180,19 +254,19 @@ def test_evaluate_model_scores_the_good_items_and_leaves_a_failed_one_out_with_i
     import pandas as pd
 
     items = platform.dataset_items[dataset.id]
-    adapter.predict_items(as_items(dataset, items))  # earlier predictions: top_k (3) per item
+    adapter.evaluate_model(adapter.model_entity, dataset)  # an earlier evaluation: its top-1 per item
     broken = sorted(platform.uploaded)[1]
     earlier = list(platform.uploaded[broken])
     platform.files[broken] = write_text_as_video(tmp_path / "broken.mp4")
-    good = sorted(i["id"] for i in items if i["id"] != broken)
+    good = sorted(i["id"] for i in items if i["id"] != broken and not i.get("hidden"))  # not the score files
 
     model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
 
     table = pd.read_csv(score_uploads[f"{model.id}.csv"])
-    # The broken item's earlier top-3 are not this run's predictions: not scored; the others are.
+    # The broken item's earlier evaluation is not this run's prediction: not scored; the others are.
     assert sorted(table["item_id"]) == good
     assert platform.uploaded[broken] == earlier  # kept as they were
-    assert all(len(this_models(platform.uploaded[item_id])) == 1 for item_id in good)
+    assert all(len(evaluations(platform.uploaded[item_id])) == 1 for item_id in good)
     name = next(i["name"] for i in items if i["id"] == broken)
     assert any(f"without item {name!r} (id {broken})" in record.getMessage() for record in caplog.records)
 
@@ -374,3 +448,49 @@ def test_children_still_running_when_the_wait_ends_fail_the_parent_by_name(
 
     assert all(execution_id in str(raised.value) for execution_id in children.executions)
     assert "6 items" in str(raised.value)
+
+
+def test_a_re_evaluation_keeps_and_does_not_score_an_evaluation_prediction_a_person_changed(
+    adapter, platform, dataset, score_uploads
+):
+    import pandas as pd
+
+    adapter.evaluate_model(adapter.model_entity, dataset)
+    corrected_item = sorted(platform.uploaded)[0]
+    (corrected,) = evaluations(platform.uploaded[corrected_item])
+    # A person corrects that prediction in the studio.
+    corrected.label = "a person's label"
+    corrected.updated_by, corrected.updated_at = PERSON, "2099-01-01T00:00:00.000Z"
+
+    model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
+
+    assert corrected in platform.uploaded[corrected_item]  # kept
+    fresh = {a.id for item_id, stored in platform.uploaded.items() for a in evaluations(stored) if a is not corrected}
+    assert len(fresh) == 4  # one new top-1 per item
+    table = pd.read_csv(score_uploads[f"{model.id}.csv"])
+    # Every prediction scored is this run's: the corrected one is neither a prediction nor ground truth.
+    assert set(table["second_id"].dropna()) == fresh
+    assert corrected.id not in set(table["first_id"].dropna())
+
+
+def test_an_evaluation_and_a_prediction_at_once_keep_their_own_names_and_top_k(
+    adapter, platform, dataset, score_uploads, tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    other = platform.add_item(write_video(tmp_path / "other.mp4", frames=12, fps=10))
+    items = [i["id"] for i in platform.dataset_items[dataset.id]]
+    # The evaluation's first batch (2 videos) and the prediction's video download together.
+    downloads_meet(monkeypatch, parties=3)
+
+    with ThreadPoolExecutor(max_workers=2) as executions:  # the agent's pool, concurrency 2
+        evaluation = executions.submit(adapter.evaluate_model, adapter.model_entity, dataset)
+        prediction = executions.submit(adapter.predict_items, [other])
+        model, _ = evaluation.result(timeout=600)
+        prediction.result(timeout=600)
+
+    # The prediction: the configured top_k under the model's name; the evaluation: top-1 under its own.
+    assert len(this_models(platform.uploaded[other.id])) == 3 and not evaluations(platform.uploaded[other.id])
+    for item_id in items:
+        assert len(evaluations(platform.uploaded[item_id])) == 1 and not this_models(platform.uploaded[item_id])
+    assert sorted(pd.read_csv(score_uploads[f"{model.id}.csv"])["item_id"]) == sorted(items)

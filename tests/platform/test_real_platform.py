@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -40,7 +41,9 @@ pytestmark = pytest.mark.skipif(
 
 import dtlpy as dl  # noqa: E402
 
+from adapter.core.presets import kinetics_600_labels  # noqa: E402
 from adapter.core.variants import VARIANTS  # noqa: E402
+from adapter.platform.annotations import EDIT_TOLERANCE_S, evaluation_name  # noqa: E402
 from tests.motion_dataset import write_motion_dataset  # noqa: E402
 from tests.platform import platform_checks as checks  # noqa: E402
 from tests.videos import write_text_as_video  # noqa: E402
@@ -84,9 +87,9 @@ def finished(execution: dl.Execution) -> dl.Execution:
     return dl.executions.wait(execution=execution, timeout=TIMEOUT_S)
 
 
-def model_annotations(item: dl.Item, model: dl.Model) -> list[dl.Annotation]:
-    """The item's class annotations made by model."""
-    return checks.model_annotations(list(item.annotations.list()), model)
+def model_annotations(item: dl.Item, model: dl.Model, name: str | None = None) -> list[dl.Annotation]:
+    """The item's class annotations made by model (under name: the model's, or the evaluation's)."""
+    return checks.model_annotations(list(item.annotations.list()), model, name)
 
 
 def feature_vectors(feature_set: dl.FeatureSet, items: list[dl.Item]) -> dict[str, list]:
@@ -252,6 +255,26 @@ def test_predict_dataset_annotates_every_filtered_video(project, deployed_model,
         assert model_annotations(item, deployed_model), f"no annotations by {deployed_model.name} on {item.name}"
 
 
+def test_a_re_predict_replaces_unchanged_predictions_and_keeps_a_corrected_one(deployed_model, uploaded):
+    item = uploaded.validation[-1]
+    first = finished(deployed_model.predict(item_ids=[item.id]))
+    checks.check_succeeded(first)
+    predictions = model_annotations(item, deployed_model)
+    # A person corrects one prediction, later than the upload's own timestamps.
+    time.sleep(EDIT_TOLERANCE_S + 1)
+    corrected = predictions[0]
+    corrected.label = next(label for label in kinetics_600_labels() if label != corrected.label)
+    corrected.update(system_metadata=True)
+
+    second = finished(deployed_model.predict(item_ids=[item.id]))
+
+    checks.check_succeeded(second)
+    after = model_annotations(item, deployed_model)
+    # The unchanged predictions were replaced; the corrected one is still there, beside the new ones.
+    assert {a.id for a in predictions} & {a.id for a in after} == {corrected.id}
+    assert len(after) == len(predictions) + 1
+
+
 def test_embed_items_uploads_unit_vectors_of_embeddings_size(project, deployed_model, uploaded):
     items = uploaded.train[:2]
 
@@ -286,5 +309,8 @@ def test_evaluate_the_fine_tuned_model_on_the_validation_folder(trained, uploade
     execution = finished(model.evaluate(dataset_id=uploaded.dataset.id, filters=in_folder("/validation")))
 
     checks.check_evaluated(
-        execution, {item.name: model_annotations(item, model) for item in uploaded.validation}, LABELS
+        execution,
+        # The evaluation's own predictions, apart from the model's (platform.annotations).
+        {item.name: model_annotations(item, model, evaluation_name(model.name)) for item in uploaded.validation},
+        LABELS,
     )
