@@ -84,3 +84,27 @@ def test_only_whole_file_modes_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with files.atomic_open(tmp_path / "x", "a"):
             pass
+
+
+@pytest.mark.parametrize(
+    "relative, inside",
+    [
+        ("/walk.mp4", "walk.mp4"),
+        ("clips/a/walk.mp4", "clips/a/walk.mp4"),
+        ("/clips/../walk.mp4", "walk.mp4"),
+        ("/../../../outside/x.mp4", None),
+        ("../items2/x.mp4", None),  # a sibling whose name starts like the folder's
+        ("/", None),
+        ("clips/..", None),  # the folder itself is not a file in it
+    ],
+)
+def test_path_inside_keeps_names_in_their_folder(tmp_path, relative, inside):
+    folder = tmp_path / "items"
+
+    expected = None if inside is None else os.path.join(str(folder), inside)
+    assert files.path_inside(folder, relative) == expected
+
+
+@pytest.mark.parametrize("name, plain", [("w.weights.h5", True), ("..", False), ("a/b.h5", False), ("", False)])
+def test_is_plain_filename(name, plain):
+    assert files.is_plain_filename(name) is plain
