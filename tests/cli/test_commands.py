@@ -118,3 +118,27 @@ def test_a_plot_that_cannot_be_written_is_a_warning_and_the_prediction_stands(tm
     ok = types.SimpleNamespace(path=str(tmp_path / "walk.mp4"), name="walk")
     write(ok, prediction, reader)
     assert [path.name for path in plots.iterdir()] == ["walk.png"]
+
+
+def test_evaluate_writes_its_report_even_when_the_confusion_picture_cannot_be_written(tmp_path, monkeypatch, caplog):
+    from adapter.cli import evaluate
+    from adapter.evaluation import subset
+    from adapter.evaluation.metrics import VideoScore
+
+    labels = ["walk", "run"]
+    item = subset.EvaluationItem("/walk.mp4", str(tmp_path / "walk.mp4"), [("walk", None, None)])
+    monkeypatch.setattr(subset, "evaluation_items", lambda data, name: ([item], []))
+    adapter = types.SimpleNamespace(loaded=types.SimpleNamespace(labels=labels))
+    monkeypatch.setattr(commands, "loaded_adapter", lambda args: adapter)
+    score = VideoScore("/walk.mp4", ["walk"], "walk", [("walk", 0.8), ("run", 0.2)])
+    monkeypatch.setattr(evaluate, "predict_items", lambda adapter, items, progress: ([score], []))
+    output = tmp_path / "report.json"
+    plot = tmp_path / ("m" * 300 + ".png")  # a name the file system refuses
+
+    with caplog.at_level(logging.WARNING):
+        code = cli.main(["evaluate", str(tmp_path), "--output", str(output), "--plot", str(plot)])
+
+    assert code == 0
+    assert json.loads(output.read_text())["top1_accuracy"] == 1.0
+    assert "confusion matrix picture" in caplog.text
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.json"]
