@@ -39,28 +39,32 @@ def check_output_file(path: str | None, option: str = "--output") -> None:
     """
     if path is None:
         return
-    folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ConfigError(f"{option} {path!r} is a folder; give the file to write")
-    if not os.path.isdir(folder):
-        raise ConfigError(f"{option} {path!r}: its folder {folder!r} does not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path!r}: its folder {folder!r} is not writable")
+    _check_parent(path, option)
 
 
 def check_output_folder(path: str, option: str = "--output") -> None:
     """Refuse an output folder whose parent does not exist (or is not writable), before any work is done.
 
     Args:
-        path: the folder the option names; it is created (or replaced when empty) by the command.
+        path: the folder the option names; the command creates it (or replaces it when empty).
         option: the option's name, for the message.
 
     Raises:
-        ConfigError (exit 2): as check_output_file, or path is an existing file.
+        ConfigError (exit 2): its parent does not exist or is not writable, or path is a file.
     """
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError(f"{option} {path!r} is a file; give a folder to create")
-    check_output_file(os.path.join(path, "x"), option) if os.path.isdir(path) else check_output_file(path, option)
+    _check_parent(path, option)  # the export is written beside the folder, then renamed into place
+
+
+def _check_parent(path: str, option: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option} {path!r}: its folder {folder!r} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path!r}: its folder {folder!r} is not writable")
 
 
 def run_predict(args) -> int:
