@@ -60,18 +60,17 @@ KEY_ALIASES = {
 CLASS_WEIGHTINGS = ("none", "balanced")
 
 # Upper bounds of imgz and n_frames, from the memory one clip takes (docs/data-safety.md).
-# A clip is n_frames frames of imgz x imgz pixels. Its peak activation memory in the network is
-# estimated at ACTIVATION_BYTES_PER_PIXEL per pixel of the clip: the stem's output is (imgz/2)^2 x
-# up to 24 channels (6 floats per input pixel), the first block's expansion at (imgz/4)^2 up to 4,
-# and a layer's input and output are alive together with the clip itself (3 floats): about 16
-# float32 values, 64 bytes, per pixel per frame. A clip is bounded by CLIP_MEMORY_BOUND_BYTES,
-# well above any MoViNet input (a5's 120 frames at 320 px take 0.8 GB by this estimate) and below
-# what any one accelerator or worker holds, so a configuration past it is a typo (imgz=100000)
-# that would otherwise be converted and cached before every video failed to allocate.
-ACTIVATION_BYTES_PER_PIXEL = 64
+# A clip is n_frames frames of imgz x imgz pixels. Running one through the network raised the
+# peak resident memory by 133 (a0), 205 (a2) and 441 (a5) bytes per pixel of the clip
+# (benchmarks/clip_memory.py, TensorFlow on CPU); ACTIVATION_BYTES_PER_PIXEL covers the largest
+# variant. A clip is bounded by CLIP_MEMORY_BOUND_BYTES: far above MoViNet's own inputs (a5's
+# 120 frames at 320 px take 6.3 GB by this estimate) and about what one accelerator or worker
+# holds, so a configuration past it is a typo (imgz=100000) that would otherwise be converted
+# and cached before every video failed to allocate.
+ACTIVATION_BYTES_PER_PIXEL = 512
 CLIP_MEMORY_BOUND_BYTES = 16 * 2**30
 MAX_CLIP_PIXELS = CLIP_MEMORY_BOUND_BYTES // ACTIVATION_BYTES_PER_PIXEL  # n_frames x imgz x imgz
-# One frame alone may take the whole bound: imgz up to isqrt(MAX_CLIP_PIXELS) = 16384.
+# One frame alone may take the whole bound: imgz up to isqrt(MAX_CLIP_PIXELS) = 5792.
 MAX_IMGZ = math.isqrt(MAX_CLIP_PIXELS)
 
 
