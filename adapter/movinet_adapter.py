@@ -153,6 +153,14 @@ class MovinetAdapter(dl.BaseModelAdapter):
             if differing:
                 logger.warning("Using the fine-tuned model's input settings %s over the configuration's", differing)
                 self.config = self.config.replace(**differing)
+        classes = len(self.loaded.labels)
+        if self.config.top_k > classes:
+            logger.warning(
+                "Configuration key 'top_k' is %d but the model has %d classes: predictions list all %d",
+                self.config.top_k,
+                classes,
+                classes,
+            )
         # Built on first use: training needs no classifier, and a TF Lite conversion costs seconds to a minute.
         self._classifier, self._classifier_error = None, None
         logger.info(

@@ -216,6 +216,43 @@ def _write_av(
         container.mux(stream.encode(None))
 
 
+def write_variable_rate(
+    path: str | os.PathLike,
+    times: Iterable[float],
+    *,
+    width: int = 64,
+    height: int = 48,
+    direction: tuple[int, int] = (3, 0),
+    codec: str = "libx264",
+    nominal_fps: int = 30,
+    codec_options: dict[str, str] | None = None,
+) -> str:
+    """A variable-frame-rate video: frame i ("moving_square", square at square_position(i)) shown at times[i] s.
+
+    The timestamps are written explicitly, in the container's usual unit (Matroska/WebM: 1 ms,
+    rounded as their muxers do; others: 1/15360 s); nominal_fps is the rate the stream declares.
+    """
+    import av
+
+    path = os.fspath(path)
+    times = list(times)
+    millisecond = path.lower().endswith((".mkv", ".webm"))
+    time_base = fractions.Fraction(1, 1000) if millisecond else fractions.Fraction(1, 15360)
+    images = generate_frames(frames=len(times), width=width, height=height, direction=direction)
+    with av.open(path, "w") as container:
+        stream = container.add_stream(codec, rate=nominal_fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = time_base
+        if codec_options:
+            stream.options = dict(codec_options)
+        for seconds, image in zip(times, images):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = round(fractions.Fraction(seconds) / time_base), time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
 def write_audio_only(
     path: str | os.PathLike, *, seconds: float = 1.0, sample_rate: int = 16_000, cover_art: bool = False
 ) -> str:

@@ -20,6 +20,7 @@ from adapter.cli.options import (
     parse_set,
 )
 from adapter.core.config import ConfigError, MovinetConfig
+from adapter.core.files import write_json
 from adapter.core.variants import model_name
 
 logger = logging.getLogger("adapter")
@@ -27,11 +28,53 @@ logger = logging.getLogger("adapter")
 WATCH_MODEL = "movinet-a0-stream"  # watch runs stream models only
 
 
+def check_output_file(path: str | None, option: str = "--output") -> None:
+    """Refuse an output file that could not be written, before any work is done.
+
+    Args:
+        path: the file the option names (None: the option was not given).
+        option: the option's name, for the message.
+
+    Raises:
+        ConfigError (exit 2): its folder does not exist or is not writable, or path is a folder.
+    """
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise ConfigError(f"{option} {path!r} is a folder; give the file to write")
+    _check_parent(path, option)
+
+
+def check_output_folder(path: str, option: str = "--output") -> None:
+    """Refuse an output folder whose parent does not exist (or is not writable), before any work is done.
+
+    Args:
+        path: the folder the option names; the command creates it (or replaces it when empty).
+        option: the option's name, for the message.
+
+    Raises:
+        ConfigError (exit 2): its parent does not exist or is not writable, or path is a file.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{option} {path!r} is a file; give a folder to create")
+    _check_parent(path, option)  # the export is written beside the folder, then renamed into place
+
+
+def _check_parent(path: str, option: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option} {path!r}: its folder {folder!r} does not exist; create it or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path!r}: its folder {folder!r} is not writable")
+
+
 def run_predict(args) -> int:
     from tqdm import tqdm
 
     from adapter.video.inputs import local_video
 
+    check_output_file(args.output)
+    plotter_folder(args.plot)
     adapter = loaded_adapter(args)
     if args.plot:
         adapter.on_video_predicted = probability_plotter(adapter, args.plot)
@@ -40,14 +83,16 @@ def run_predict(args) -> int:
         (collection,) = adapter.predict([local_video(path)])
         annotations = collection.to_json()["annotations"]
         results[path] = annotations
+        if args.output:
+            # Rewritten after every video, atomically: a run that dies keeps the videos it finished.
+            write_json(args.output, results, indent=2)
         if any(name == path for name, _ in adapter.failures):
             continue
         video_level = [a for a in annotations if a["metadata"]["user"]["movinet"]["level"] == "video"]
         summary = ", ".join(f"{a['label']} {a['metadata']['user']['model']['confidence']:.3f}" for a in video_level)
         tqdm.write(f"{path}: {summary}")
     if args.output:
-        with open(args.output, "w") as file:
-            json.dump(results, file, indent=2)
+        write_json(args.output, results, indent=2)  # also for an empty run
         logger.info("Wrote annotations of %d video(s) to %s", len(results), args.output)
     for name, reason in adapter.failures:
         tqdm.write(f"FAILED {name}: {reason}", file=sys.stderr)
@@ -59,13 +104,14 @@ def run_embed(args) -> int:
 
     from adapter.video.inputs import local_video
 
+    check_output_file(args.output)
     adapter = loaded_adapter(args)
     vectors = {}
     for path in tqdm(args.videos, desc="videos", unit="video", disable=None):
         (vector,) = adapter.embed([local_video(path)])
         vectors[path] = vector  # None (null) for a video that failed; named below
-    with open(args.output, "w") as file:
-        json.dump(vectors, file)
+        write_json(args.output, vectors)  # after every video, atomically, as predict does
+    write_json(args.output, vectors)
     embedded = sum(vector is not None for vector in vectors.values())
     logger.info(
         "Wrote the embeddings of %d video(s) (%d values each) to %s",
@@ -150,8 +196,25 @@ def run_watch(args) -> int:
     return 0 if interrupted or source.end_reason in (END_OF_STREAM, STOPPED) else 1
 
 
+def plotter_folder(directory: str | None) -> None:
+    """Create --plot's folder before any work; one that cannot be created is exit 2 naming it.
+
+    Args:
+        directory: the folder --plot names (None: no pictures).
+    """
+    if directory is None:
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--plot {directory!r}: the folder cannot be created ({err.strerror or err})") from err
+
+
 def probability_plotter(adapter, directory: str):
     """A MovinetAdapter.on_video_predicted callback writing each video's probability-over-time PNG.
+
+    A picture that cannot be drawn or written (a name too long, a full disk) is a warning naming
+    the video: the prediction it pictures stands.
 
     Args:
         adapter: the loaded adapter (its labels and top_k are used).
@@ -160,22 +223,33 @@ def probability_plotter(adapter, directory: str):
     Returns:
         The callback, taking (video, prediction, reader).
     """
+    from adapter.evaluation.plots import save_figure
     from adapter.evaluation.probability_plot import plot_filename, probability_figure
 
-    os.makedirs(directory, exist_ok=True)
+    plotter_folder(directory)
     taken: set[str] = set()
 
     def write(video, prediction, reader):
-        figure = probability_figure(
-            prediction,
-            adapter.loaded.labels,
-            num_frames=reader.num_frames,
-            source_fps=reader.source_fps,
-            top_k=adapter.config.top_k,
-            title=os.path.basename(video.path),
-        )
         path = os.path.join(directory, plot_filename(video.path, taken))
-        figure.savefig(path)
+        try:
+            figure = probability_figure(
+                prediction,
+                adapter.loaded.labels,
+                num_frames=reader.num_frames,
+                source_fps=reader.source_fps,
+                top_k=adapter.config.top_k,
+                title=os.path.basename(video.path),
+            )
+            save_figure(figure, path)
+        except Exception as err:  # the picture is a by-product; the prediction stands
+            logger.warning(
+                "Could not write the probability-over-time picture of %s to %s (%s: %s); its prediction stands",
+                video.name,
+                path,
+                type(err).__name__,
+                err,
+            )
+            return
         logger.info("Wrote the probability-over-time picture of %s to %s", video.name, path)
 
     return write
@@ -194,6 +268,7 @@ def run_export_hub(args) -> int:
 def run_export_tflite(args) -> int:
     from adapter.export.tflite import export_tflite
 
+    check_output_file(args.output)
     adapter = export_adapter(args, "export-tflite")
     videos = []
     if args.quantize == "int8" and not args.calibration_videos:
@@ -213,6 +288,7 @@ def run_export_tflite(args) -> int:
 def run_export_savedmodel(args) -> int:
     from adapter.export.savedmodel import export_savedmodel
 
+    check_output_folder(args.output)
     adapter = export_adapter(args, "export-savedmodel")
     written = export_savedmodel(adapter.loaded, adapter.config, args.output)
     print(
@@ -240,6 +316,8 @@ def run_evaluate(args) -> int:
     from adapter.cli import evaluate
     from adapter.evaluation import metrics, plots, subset
 
+    check_output_file(args.output)
+    check_output_file(args.plot, "--plot")
     items, skipped = subset.evaluation_items(args.data_dir, args.subset)
     adapter = loaded_adapter(args)
     scores, failed = evaluate.predict_items(
@@ -256,13 +334,16 @@ def run_evaluate(args) -> int:
         report.update(summary)
         report["failed"] = [{"item": name, "reason": reason} for name, reason in failed]
         report["skipped"] = [{"item": name, "reason": reason} for name, reason in skipped]
-        with open(args.output, "w") as file:
-            json.dump(report, file, indent=2)
+        write_json(args.output, report, indent=2)
         logger.info("Wrote the evaluation of %d video(s) to %s", len(scores), args.output)
     if plot:
         title = f"{args.model} on {args.subset}: top-1 accuracy {metrics.format_ratio(summary['top1_accuracy'])}"
-        plots.plot_confusion_matrix(summary["confusion_matrix"], summary["classes"], plot, title=title)
-        logger.info("Wrote the confusion matrix picture to %s", plot)
+        try:
+            plots.plot_confusion_matrix(summary["confusion_matrix"], summary["classes"], plot, title=title)
+        except Exception as err:  # the metrics are printed and written; the picture is a by-product
+            logger.warning("Could not write the confusion matrix picture to %s (%s: %s)", plot, type(err).__name__, err)
+        else:
+            logger.info("Wrote the confusion matrix picture to %s", plot)
     for name, reason in failed:
         print(f"FAILED {name}: {reason}", file=sys.stderr)
     return 1 if failed else 0

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapter.core.errors import UsageError
+from adapter.core.files import is_plain_filename
 from adapter.core.variants import MODEL_IDS, MODEL_MODES, VARIANTS, model_name
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,20 @@ KEY_ALIASES = {
 
 
 CLASS_WEIGHTINGS = ("none", "balanced")
+
+# Upper bounds of imgz and n_frames, from the memory one clip takes (docs/data-safety.md).
+# A clip is n_frames frames of imgz x imgz pixels. Running one through the network raised the
+# peak resident memory by 133 (a0), 205 (a2) and 441 (a5) bytes per pixel of the clip
+# (benchmarks/clip_memory.py, TensorFlow on CPU); ACTIVATION_BYTES_PER_PIXEL covers the largest
+# variant. A clip is bounded by CLIP_MEMORY_BOUND_BYTES: far above MoViNet's own inputs (a5's
+# 120 frames at 320 px take 6.3 GB by this estimate) and about what one accelerator or worker
+# holds, so a configuration past it is a typo (imgz=100000) that would otherwise be converted
+# and cached before every video failed to allocate.
+ACTIVATION_BYTES_PER_PIXEL = 512
+CLIP_MEMORY_BOUND_BYTES = 16 * 2**30
+MAX_CLIP_PIXELS = CLIP_MEMORY_BOUND_BYTES // ACTIVATION_BYTES_PER_PIXEL  # n_frames x imgz x imgz
+# One frame alone may take the whole bound: imgz up to isqrt(MAX_CLIP_PIXELS) = 5792.
+MAX_IMGZ = math.isqrt(MAX_CLIP_PIXELS)
 
 
 class ConfigError(UsageError, ValueError):
@@ -187,6 +202,7 @@ class MovinetConfig:
         _check_int(self, "batch_size", minimum=1)
         _check_int(self, "num_epochs", minimum=1)
         _check_int(self, "n_frames", minimum=1)
+        self._check_clip_memory()
         _check_int(self, "top_k", minimum=1)
         _check_int(self, "predict_embed_subset_limit", minimum=1)
         _check_int(self, "predict_embed_timeout", minimum=1)
@@ -205,16 +221,37 @@ class MovinetConfig:
             "augment",
         ):
             _check_bool(self, key)
-        for key in ("hub_handle", "weights_filename"):
-            value = getattr(self, key)
-            if value is not None and (not isinstance(value, str) or not value):
-                _fail(key, value, "a non-empty string or null")
+        if self.hub_handle is not None and (not isinstance(self.hub_handle, str) or not self.hub_handle):
+            _fail("hub_handle", self.hub_handle, "a non-empty string or null")
+        if self.weights_filename is not None and not is_plain_filename(self.weights_filename):
+            # Joined to the model's artifacts folder: a separator or ".." would lead out of it.
+            _fail("weights_filename", self.weights_filename, "a file name (no folder separator, not '..') or null")
         if self.id_to_label_map is not None:
             _check_label_map(self.id_to_label_map)
         if self.embeddings_size is not None:
             _check_int(self, "embeddings_size", minimum=1)
         if self.runtime is not None:
             _check_choice(self, "runtime", RUNTIMES)
+
+    def _check_clip_memory(self) -> None:
+        """imgz alone, then n_frames at this imgz, within the clip memory bound (see MAX_CLIP_PIXELS)."""
+        if self.imgz > MAX_IMGZ:
+            _fail(
+                "imgz",
+                self.imgz,
+                f"at most {MAX_IMGZ}: one frame of imgz x imgz pixels takes about {ACTIVATION_BYTES_PER_PIXEL} bytes "
+                f"of activations per pixel, and a clip is bounded by {CLIP_MEMORY_BOUND_BYTES / 2**30:g} GiB "
+                "(MoViNet's own inputs are 172 to 320)",
+            )
+        max_frames = MAX_CLIP_PIXELS // (self.imgz * self.imgz)
+        if self.n_frames > max_frames:
+            _fail(
+                "n_frames",
+                self.n_frames,
+                f"at most {max_frames} at imgz={self.imgz}: a clip of n_frames x imgz x imgz pixels takes about "
+                f"{ACTIVATION_BYTES_PER_PIXEL} bytes of activations per pixel, bounded by "
+                f"{CLIP_MEMORY_BOUND_BYTES / 2**30:g} GiB (lower imgz or n_frames)",
+            )
 
     def labels_from_map(self) -> list[str] | None:
         """id_to_label_map as a list ordered by class index, or None when unset."""

@@ -72,3 +72,42 @@ def write_json(path: str | os.PathLike, value: Any, **dump_kwargs) -> None:
         dump_kwargs: passed to json.dumps (e.g. indent=2).
     """
     write_text(path, json.dumps(value, **dump_kwargs))
+
+
+def path_inside(folder: str | os.PathLike, relative: str) -> str | None:
+    """folder/relative, or None when relative leads out of folder (``..``, an absolute path after ``/``).
+
+    The check is on the path's text (normalised), not on symbolic links: a link the user put
+    inside the folder is followed, a name from a JSON file or a download cannot climb out.
+
+    Args:
+        folder: the folder the path must stay in.
+        relative: a path relative to folder, as a JSON or manifest names it (leading "/" allowed:
+            remote paths start with one).
+
+    Returns:
+        The joined, normalised path, or None when it is not strictly inside folder.
+    """
+    base = os.path.normpath(os.path.abspath(os.fspath(folder)))
+    joined = os.path.normpath(os.path.join(base, relative.lstrip("/")))
+    if joined == base or os.path.commonpath([base, joined]) != base:
+        return None
+    return joined
+
+
+def is_plain_filename(name: object) -> bool:
+    """Whether name is one file name: a non-empty string without a folder separator, not "." or "..".
+
+    Args:
+        name: the value to check (e.g. weights_filename from movinet.json).
+
+    Returns:
+        True for a name that stays in the folder it is joined to.
+    """
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and (os.sep == "/" or os.sep not in name)
+        and "\0" not in name
+    )

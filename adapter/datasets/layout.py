@@ -30,6 +30,7 @@ from pathlib import Path
 
 from adapter.core.devices import usable_cores
 from adapter.core.errors import UsageError
+from adapter.core.files import path_inside
 from adapter.video.clips import LabelledRange
 from adapter.video.reader import VideoError, VideoReader, is_video_mimetype
 
@@ -45,6 +46,7 @@ SKIP_NOT_A_VIDEO = "item that is not a video"
 SKIP_UNREADABLE_VIDEO = "unreadable video"
 SKIP_BAD_RANGE = "unusable frame range"
 SKIP_BAD_JSON = "unreadable item JSON"
+SKIP_OUTSIDE = "filename leading out of the items folder"
 
 
 class DatasetError(UsageError, ValueError):
@@ -157,10 +159,20 @@ def _item_name(record: _ItemRecord, json_dir: Path) -> str:
     return "/" + record.json_path.relative_to(json_dir).as_posix()
 
 
+class OutsideItemsFolder(ValueError):
+    """An item JSON whose filename resolves outside the subset's items/ folder (e.g. "/../../x.mp4")."""
+
+
 def _video_path(record: _ItemRecord, items_dir: Path, json_dir: Path) -> Path | None:
+    """The item's video in items/, None when it is not there; OutsideItemsFolder for a filename leading out."""
     filename = record.item.get("filename")
     if filename:
-        return items_dir / str(filename).lstrip("/")
+        inside = path_inside(items_dir, str(filename))
+        if inside is None:
+            raise OutsideItemsFolder(
+                f"its filename {filename!r} leads out of the subset's items folder {items_dir}; it is not read"
+            )
+        return Path(inside)
     # No filename in the JSON: the video sits at the JSON's relative path with its own extension.
     relative = record.json_path.relative_to(json_dir).with_suffix("")
     candidates = sorted((items_dir / relative.parent).glob(_glob_escape(relative.name) + ".*"))
@@ -193,6 +205,7 @@ class AnnotatedItem:
     video_path: str | None  # None: the JSON names no video that is in items/
     mimetype: str | None
     class_ranges: list[tuple[str, object, object]]  # (label, frame, endFrame) as annotated; None: open
+    refused: str | None = None  # why the item is not read at all (a filename leading out of items/)
 
 
 def annotated_items(data_path: str | os.PathLike, subset: str) -> tuple[list[AnnotatedItem], collections.Counter]:
@@ -212,13 +225,20 @@ def annotated_items(data_path: str | os.PathLike, subset: str) -> tuple[list[Ann
     skipped: collections.Counter = collections.Counter()
     items = []
     for record in _read_item_jsons(json_dir, skipped):
-        video_path = _video_path(record, items_dir, json_dir)
+        name = _item_name(record, json_dir)
+        problem = None
+        try:
+            video_path = _video_path(record, items_dir, json_dir)
+        except OutsideItemsFolder as err:
+            logger.warning("Skipping item %r: %s", name, err)
+            video_path, problem = None, str(err)
         items.append(
             AnnotatedItem(
-                name=_item_name(record, json_dir),
+                name=name,
                 video_path=str(video_path) if video_path is not None and video_path.is_file() else None,
                 mimetype=((record.item.get("metadata") or {}).get("system") or {}).get("mimetype"),
                 class_ranges=[(r.label, r.first_frame, r.last_frame) for r in _class_ranges(record.item)],
+                refused=problem,
             )
         )
     return items, skipped
@@ -258,7 +278,12 @@ def load_subset(
             logger.warning("Skipping item %r: it has no class annotation", name)
             skipped[SKIP_NO_CLASS_ANNOTATION] += 1
             continue
-        video_path = _video_path(record, items_dir, json_dir)
+        try:
+            video_path = _video_path(record, items_dir, json_dir)
+        except OutsideItemsFolder as err:
+            logger.warning("Skipping item %r: %s", name, err)
+            skipped[SKIP_OUTSIDE] += 1
+            continue
         if video_path is None:
             logger.warning("Skipping item %r: its video is not in %s", name, items_dir)
             skipped[SKIP_UNREADABLE_VIDEO] += 1

@@ -6,9 +6,24 @@ backend, so they work in services and worker threads.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
+
+from adapter.core.files import atomic_open
+
+
+def save_figure(figure, path: str) -> None:
+    """Save a matplotlib figure atomically: a save that fails (disk full) leaves no half picture.
+
+    Args:
+        figure: a matplotlib Figure.
+        path: the file to write; its extension picks the format (PNG when it has none).
+    """
+    image_format = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    with atomic_open(path, "wb") as file:
+        figure.savefig(file, format=image_format)
 
 
 def plot_confusion_matrix(
@@ -51,7 +66,7 @@ def plot_confusion_matrix(
     heading = f"Confusion matrix ({int(counts.sum())} {unit})"
     axes.set_title(f"{heading}\n{title}" if title else heading)
     figure.tight_layout()
-    figure.savefig(path)
+    save_figure(figure, path)
     return path
 
 
@@ -90,5 +105,5 @@ def plot_training_curves(history: dict[str, list[float]], path: str, best_epoch:
         axes.grid(True, alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path)
+    save_figure(figure, path)
     return path

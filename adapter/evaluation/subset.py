@@ -40,7 +40,9 @@ def evaluation_items(data_path: str | os.PathLike, subset: str) -> tuple[list[Ev
     annotated, unreadable = annotated_items(data_path, subset)
     items, skipped = [], []
     for item in annotated:
-        if item.mimetype is not None and not is_video_mimetype(item.mimetype):
+        if item.refused is not None:
+            skipped.append((item.name, item.refused))
+        elif item.mimetype is not None and not is_video_mimetype(item.mimetype):
             skipped.append((item.name, f"{SKIP_NOT_A_VIDEO} (mimetype {item.mimetype!r})"))
         elif not item.class_ranges:
             skipped.append((item.name, SKIP_NO_CLASS_ANNOTATION))

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from adapter.core.config import MovinetConfig
 from adapter.core.errors import UsageError
+from adapter.core.files import PARTIAL_PREFIX
 from adapter.model import network
 from adapter.model.loading import LABELS_ASSET, LoadedModel
 
@@ -62,18 +63,28 @@ def export_savedmodel(loaded: LoadedModel, config: MovinetConfig, output_dir: st
             file.write("".join(f"{label}\n" for label in labels))
         # A tracked asset: copied into assets/ and reachable from the loaded object.
         model.labels_file = tf.saved_model.Asset(labels_path)
-        partial = output_dir.rstrip("/") + ".partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        export_saved_model.export_saved_model(
-            model=model,
-            input_shape=(None, None, None, None, 3),
-            export_path=partial,
-            causal=config.model_mode == "stream",
-            bundle_input_init_states_fn=True,
+        # Exported into a temporary folder beside output_dir, renamed into place when complete: a
+        # failed or killed export never leaves a half SavedModel under the name.
+        parent = os.path.dirname(os.path.abspath(output_dir))
+        os.makedirs(parent, exist_ok=True)
+        partial = tempfile.mkdtemp(
+            prefix=PARTIAL_PREFIX + os.path.basename(os.path.abspath(output_dir)) + ".", dir=parent
         )
-    if os.path.isdir(output_dir):
-        os.rmdir(output_dir)
-    os.replace(partial, output_dir)  # only a complete export appears at output_dir
+        try:
+            export_saved_model.export_saved_model(
+                model=model,
+                input_shape=(None, None, None, None, 3),
+                export_path=partial,
+                causal=config.model_mode == "stream",
+                bundle_input_init_states_fn=True,
+            )
+            os.chmod(partial, 0o755)  # mkdtemp makes it private; a model folder is shared like any other
+            if os.path.isdir(output_dir):
+                os.rmdir(output_dir)  # empty (checked above)
+            os.replace(partial, output_dir)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     logger.info(
         "Exported %s (%d labels, from %s) to %s",
         config.model_name,

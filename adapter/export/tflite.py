@@ -16,7 +16,6 @@ The label map and the input settings are written beside the model as FILE.json, 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ import tensorflow as tf
 
 from adapter.core.config import MovinetConfig
 from adapter.core.errors import UsageError
+from adapter.core.files import write_bytes, write_json
 from adapter.model.loading import LoadedModel
 from adapter.runtime.conversion import IMAGE_INPUT, clip_function, convert, stream_step_function
 from adapter.video.clips import base_clips
@@ -143,8 +143,8 @@ def export_tflite(
         )
         flatbuffer = convert(function, model, quantize, samples if quantize == "int8" else None)
     os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    with open(output_path, "wb") as file:
-        file.write(flatbuffer)
+    # Each file atomically: a failed write never leaves a half model (or description) under its name.
+    write_bytes(output_path, flatbuffer)
     description = {
         "model_id": config.model_id,
         "model_mode": config.model_mode,
@@ -159,8 +159,7 @@ def export_tflite(
         description["states_start_at"] = "zeros"
     else:
         description["n_frames"] = config.n_frames
-    with open(description_path(output_path), "w") as file:
-        json.dump(description, file, indent=2)
+    write_json(description_path(output_path), description, indent=2)
     logger.info("Wrote %s (%.1f MiB) and %s", output_path, len(flatbuffer) / 2**20, description_path(output_path))
     return description
 

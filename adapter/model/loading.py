@@ -16,6 +16,7 @@ import tf_keras
 
 from adapter.core.config import ConfigError, MovinetConfig
 from adapter.core.errors import UsageError
+from adapter.core.files import is_plain_filename
 from adapter.core.presets import kinetics_600_labels
 from adapter.core.variants import model_name
 from adapter.model import network
@@ -110,11 +111,46 @@ def find_finetuned(local_path: str | None) -> FineTunedInfo | None:
             info = FineTunedInfo(**json.load(file))
     except (ValueError, TypeError) as err:  # not JSON, or not the fields save() writes
         raise FineTunedFolderError(f"{metadata_path} is not a movinet.json written by save(): {err}") from err
+    if not is_plain_filename(info.weights_filename):
+        raise FineTunedFolderError(
+            f"{metadata_path} names weights {info.weights_filename!r}, which is not a file name in {local_path} "
+            "(a folder separator or '..' would lead out of the model's folder)"
+        )
     if not os.path.isfile(os.path.join(local_path, info.weights_filename)):
         raise FineTunedFolderError(
             f"{metadata_path} names weights {info.weights_filename!r}, which are not in {local_path}"
         )
     return info
+
+
+def check_weights_file(path: str) -> None:
+    """Read every array of a Keras .weights.h5 file once, so a damaged file fails at load, not per video.
+
+    A truncated or overwritten file (a copy cut short, a full disk) cannot be opened as HDF5 or
+    fails on the first array past its end. Reading costs about the file's size in memory, one
+    array at a time.
+
+    Args:
+        path: the weights file.
+
+    Raises:
+        FineTunedFolderError: the file cannot be read as Keras weights; the message names it.
+    """
+    import h5py
+
+    def read(name, entry):
+        if isinstance(entry, h5py.Dataset):
+            entry[()]
+
+    try:
+        with h5py.File(path, "r") as weights:
+            weights.visititems(read)
+    except Exception as err:  # h5py raises OSError, KeyError or RuntimeError for a damaged file
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        raise FineTunedFolderError(
+            f"the fine-tuned weights {path} ({size} bytes) cannot be read: {err}; the file is damaged or "
+            "truncated (copy it again, or train again)"
+        ) from err
 
 
 def load_model(config: MovinetConfig, local_path: str | None, labels: Sequence[str] | None = None) -> LoadedModel:
@@ -208,9 +244,12 @@ def load_finetuned(config: MovinetConfig, local_path: str, info: FineTunedInfo) 
             f"set them to {info.model_id!r} and {info.model_mode!r}"
         )
 
+    weights_path = os.path.join(local_path, info.weights_filename)
+    check_weights_file(weights_path)
+
     def build():
         model = network.build_classifier(info.model_id, info.model_mode, num_classes=len(info.labels))
-        model.load_weights(os.path.join(local_path, info.weights_filename))
+        model.load_weights(weights_path)
         logger.info("Restored fine-tuned %s-%s weights from %s", info.model_id, info.model_mode, local_path)
         return model
 

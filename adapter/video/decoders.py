@@ -16,6 +16,7 @@ decode; the saving is in docs/benchmarks.md (Decoding backends).
 
 from __future__ import annotations
 
+import fractions
 import logging
 from collections.abc import Callable, Iterator
 
@@ -36,6 +37,8 @@ class DecodeError(Exception):
 LazyFrame = Callable[[], np.ndarray]
 # Which frame indices the caller will convert; the others may be left undecoded.
 Wanted = Callable[[int], bool]
+# The same by presentation time: (the frame's seconds, the previous frame's in display order or None) -> kept.
+WantedAt = Callable[[fractions.Fraction, "fractions.Fraction | None"], bool]
 
 
 def ffmpeg_reason(err: Exception) -> str:
@@ -89,8 +92,8 @@ def threading_for(slices_per_picture: int, cores: int) -> str:
     return "SLICE" if slices_per_picture >= max(cores, 2) else "AUTO"
 
 
-def _display_ranks(path: str, stream_index: int) -> dict[int, int] | None:
-    """Each packet's display position from its timestamp, read without decoding.
+def _display_timestamps(path: str, stream_index: int) -> list[int] | None:
+    """The packets' timestamps in display order (sorted), read without decoding.
 
     Returns None (decode everything) when the timestamps cannot say it: a missing or
     repeated pts, or a demuxing error.
@@ -109,7 +112,7 @@ def _display_ranks(path: str, stream_index: int) -> dict[int, int] | None:
         return None
     if None in timestamps or len(set(timestamps)) != len(timestamps):
         return None
-    return {pts: rank for rank, pts in enumerate(sorted(timestamps))}
+    return sorted(timestamps)
 
 
 class PyAVDecoder:
@@ -144,6 +147,30 @@ class PyAVDecoder:
         Raises:
             DecodeError: the file cannot be opened, or demuxing or decoding failed.
         """
+        for index, _, lazy in self._frames(None if wanted is None else lambda rank, times: wanted(rank)):
+            yield index, lazy
+
+    def timed_frames(
+        self, wanted_at: WantedAt | None = None
+    ) -> Iterator[tuple[int, fractions.Fraction | None, LazyFrame | None]]:
+        """As frames(), with each frame's presentation time, and "wanted" decided by time.
+
+        Args:
+            wanted_at: (a frame's seconds, the previous frame's seconds in display order or None
+                for the first) -> whether the caller converts it; None means all of them.
+        Returns:
+            An iterator of (index, seconds since the first frame or None without a timestamp,
+            LazyFrame or None for a left-out frame).
+        Raises:
+            DecodeError: the file cannot be opened, or demuxing or decoding failed.
+        """
+
+        def by_time(rank: int, times: list[fractions.Fraction]) -> bool:
+            return wanted_at(times[rank], times[rank - 1] if rank > 0 else None)
+
+        return self._frames(None if wanted_at is None else by_time)
+
+    def _frames(self, wanted_rank) -> Iterator[tuple[int, fractions.Fraction | None, LazyFrame | None]]:
         import av
 
         try:
@@ -152,11 +179,17 @@ class PyAVDecoder:
             raise DecodeError(f"cannot be opened: {ffmpeg_reason(err)}") from err
         try:
             stream = container.streams[self.stream_index]
+            time_base = fractions.Fraction(stream.time_base) if stream.time_base else None
             h264 = stream.codec_context.name == "h264"
             prefix_size = length_prefix_size(stream.codec_context.extradata) if h264 else None
-            ranks = None
-            if h264 and wanted is not None and self.skip_unreferenced:
-                ranks = _display_ranks(self.path, self.stream_index)
+            ranks, times = None, None
+            origin = None  # the first frame's pts: times count from it
+            if h264 and wanted_rank is not None and self.skip_unreferenced and time_base is not None:
+                timestamps = _display_timestamps(self.path, self.stream_index)
+                if timestamps is not None:
+                    ranks = {pts: rank for rank, pts in enumerate(timestamps)}
+                    times = [(pts - timestamps[0]) * time_base for pts in timestamps]
+                    origin = timestamps[0]
             opened = False
             previous = -1
             # demux() ends with an empty packet whose decode() flushes the decoder,
@@ -170,8 +203,8 @@ class PyAVDecoder:
                     opened = True
                 if ranks is not None and slices and not any(slices) and not packet.is_discard:
                     rank = ranks.get(packet.pts)
-                    if rank is not None and not wanted(rank):
-                        yield rank, None
+                    if rank is not None and not wanted_rank(rank, times):
+                        yield rank, times[rank], None
                         continue
                 try:
                     decoded = packet.decode()
@@ -180,7 +213,11 @@ class PyAVDecoder:
                 for frame in decoded:
                     index = ranks.get(frame.pts, previous + 1) if ranks is not None else previous + 1
                     previous = index
-                    yield index, pyav_converter(frame)
+                    seconds = None
+                    if frame.pts is not None and time_base is not None:
+                        origin = frame.pts if origin is None else origin
+                        seconds = (frame.pts - origin) * time_base
+                    yield index, seconds, pyav_converter(frame)
         except av.error.FFmpegError as err:  # demuxing (reading the file) failed
             raise DecodeError(ffmpeg_reason(err)) from err
         finally:
@@ -230,6 +267,18 @@ class Cv2Decoder:
                 index += 1
         finally:
             capture.release()
+
+    def timed_frames(self, wanted_at: WantedAt | None = None) -> Iterator[tuple[int, None, LazyFrame]]:
+        """As frames(), with no time (OpenCV's positions are rounded milliseconds): VideoReader
+        then takes frame i to be at i/source_fps.
+
+        Args:
+            wanted_at: ignored (every frame is decoded anyway).
+        Returns:
+            An iterator of (index, None, LazyFrame).
+        """
+        for index, lazy in self.frames():
+            yield index, None, lazy
 
 
 DECODERS = {"pyav": PyAVDecoder, "cv2": Cv2Decoder}

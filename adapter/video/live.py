@@ -4,8 +4,8 @@
 
 * it opens anything FFmpeg opens (``rtsp://``, ``tcp://``, ``udp://``, ``http(s)://``, a
   capture device, ``-`` for standard input) and never probes for a length;
-* it resamples by timestamps (seconds since the stream's first frame), because a live
-  stream's frame numbering starts anywhere and frames can be lost on the way;
+* it resamples by timestamps (seconds since the stream's first frame) with VideoReader's
+  TimeResampler, so a file gives the frames `predict` keeps, whatever its frame rate does;
 * a damaged packet (flagged corrupt by the demuxer, or refused by the decoder) is logged
   with the source's name and skipped: the stream goes on;
 * a source that sends nothing for ``stall_timeout`` seconds ends the stream, with the
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from adapter.video.decoders import ffmpeg_reason, pyav_converter
-from adapter.video.reader import VideoError, video_streams
+from adapter.video.reader import TimeResampler, VideoError, stream_frame_rate, video_streams
 
 logger = logging.getLogger(__name__)
 
@@ -83,27 +83,6 @@ def source_name(source: str) -> str:
         A readable name.
     """
     return "<stdin>" if source == STDIN else source
-
-
-class _Slots:
-    """Timestamp resampling: keep a frame when it is the first at or after a new time k/fps."""
-
-    def __init__(self, fps: float | None):
-        self._rate = fractions.Fraction(fps).limit_denominator(1_000_000) if fps else None
-        self._last = -1
-        self._kept = 0
-
-    def slot(self, seconds: float) -> int | None:
-        """The slot a frame at this time fills, or None when the slot is taken (the frame is dropped)."""
-        if self._rate is None:  # no resampling: every frame is its own slot
-            self._kept += 1
-            return self._kept - 1
-        # A tiny tolerance: pts * time_base in floats can land a hair below k/fps.
-        slot = math.floor(seconds * self._rate + 1e-6)
-        if slot <= self._last:
-            return None
-        self._last = slot
-        return slot
 
 
 class LiveSource:
@@ -239,9 +218,10 @@ class LiveSource:
         stream = streams[0]
         # Frame threads hold frames back; a live frame should come out as soon as it is decoded.
         stream.thread_type = "SLICE"
-        slots = _Slots(self.fps)
-        first_time = None
-        rate = stream.average_rate or stream.guessed_rate
+        rate = stream_frame_rate(stream)
+        time_base = fractions.Fraction(stream.time_base) if stream.time_base else None
+        resampler = TimeResampler(self.fps, rate, time_base)
+        origin = None  # the first frame's pts: times count from it
         packets = container.demux(stream)
         while True:
             try:
@@ -270,19 +250,17 @@ class LiveSource:
                 )
                 continue
             for frame in decoded:
-                if frame.pts is not None:
-                    seconds = float(frame.pts * frame.time_base)
+                if frame.pts is not None and time_base is not None:
+                    origin = frame.pts if origin is None else origin
+                    seconds = (frame.pts - origin) * time_base
                 else:  # no timestamp: count frames at the stream's rate
-                    seconds = self.frames_decoded / float(rate) if rate else float(self.frames_decoded)
+                    seconds = fractions.Fraction(self.frames_decoded) / (rate or 1)
                 self.frames_decoded += 1
-                if first_time is None:
-                    first_time = seconds
-                seconds -= first_time
-                slot = slots.slot(seconds)
+                slot = resampler.keep(seconds)
                 if slot is None:
                     continue
                 image = pyav_converter(frame)()
                 if self._transform is not None:
                     image = self._transform(image)
-                if not self._put(("frame", LiveFrame(slot, seconds, image))):
+                if not self._put(("frame", LiveFrame(slot, float(seconds), image))):
                     return STOPPED, ""

@@ -69,6 +69,8 @@ class Frame:
     index: int
     # H x W x 3 uint8, BGR (the cv2 convention); the preprocessing stage converts to RGB.
     image: np.ndarray
+    # Presentation time, seconds since the video's first frame (None when the rate and timestamps are unknown).
+    time: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +80,9 @@ class _Probe:
     declared_frames: int | None
     # Whether declared_frames is the container's own count (exact) or duration x fps.
     declared_exact: bool
+    # The container's duration in seconds (None if it gives none) and the stream's timestamp unit.
+    duration: fractions.Fraction | None = None
+    time_base: fractions.Fraction | None = None
 
 
 def video_streams(container) -> list:
@@ -112,18 +117,32 @@ def _probe(path: str, name: str) -> _Probe:
             found = ", ".join(kinds) if kinds else "none"
             raise VideoError(name, f"has no video stream (streams found: {found})")
         stream = videos[0]
-        fps = None
-        for rate in (stream.average_rate, stream.guessed_rate):
-            if rate is not None and 0 < rate < _MAX_PLAUSIBLE_FPS:
-                fps = fractions.Fraction(rate)
-                break
+        fps = stream_frame_rate(stream)
+        duration = None
+        if container.duration and container.duration > 0:
+            duration = fractions.Fraction(container.duration, av.time_base)
         declared, exact = None, False
         if stream.frames and stream.frames > 0:
             declared, exact = int(stream.frames), True
-        elif fps is not None and container.duration and container.duration > 0:
+        elif fps is not None and duration is not None:
             # Matroska/WebM do not store a frame count; estimate it from the duration.
-            declared = round(container.duration / av.time_base * fps)
-        return _Probe(stream_index=stream.index, fps=fps, declared_frames=declared, declared_exact=exact)
+            declared = round(duration * fps)
+        time_base = fractions.Fraction(stream.time_base) if stream.time_base else None
+        return _Probe(stream.index, fps, declared, exact, duration=duration, time_base=time_base)
+
+
+def stream_frame_rate(stream) -> fractions.Fraction | None:
+    """A PyAV video stream's frame rate (average, else guessed), or None when it gives no plausible one.
+
+    Args:
+        stream: an av.VideoStream.
+    Returns:
+        The rate as an exact fraction (30000/1001 for NTSC), or None.
+    """
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if rate is not None and 0 < rate < _MAX_PLAUSIBLE_FPS:
+            return fractions.Fraction(rate)
+    return None
 
 
 # Leading bytes of the containers users upload, to tell a damaged video from a file
@@ -157,27 +176,92 @@ def _unopenable_reason(path: str, reason: str) -> str:
     return f"cannot be opened as a video: it is not a video file FFmpeg can read ({reason})"
 
 
-def _keep_ratio(fps: float | None, source_fps: fractions.Fraction | None) -> fractions.Fraction | None:
-    """target/source rate as an exact fraction, or None to keep every frame."""
-    if fps is None or source_fps is None:
-        return None
-    target = fractions.Fraction(fps).limit_denominator(1_000_000)
-    if target >= source_fps:
-        return None
-    return target / source_fps
+class TimeResampler:
+    """Resampling by presentation time: keep the first frame shown at or after each target time k/fps.
 
+    Frame times are seconds since the video's first frame. VideoReader (files) and LiveSource
+    (watch) both resample with it, so a video keeps the same frames whichever reads it, and a
+    variable-frame-rate video keeps one frame per 1/fps of its own time, wherever its rate changes.
 
-def _is_kept(index: int, ratio: fractions.Fraction | None) -> bool:
-    """Whether source frame ``index`` is the first frame at or after some target time k/fps.
+    Timestamps are whole multiples of the stream's time base, so a constant-rate video's are
+    rounded (Matroska: to the millisecond); a time within one time base of the source's frame
+    grid (k/source_fps) is taken as that grid point, so such a video keeps exactly the frames
+    its frame numbers say (frame i at i/source_fps), as an exact-timestamp video does.
 
-    Frame i is shown at i/source_fps. The target times k/fps at or before it number
-    floor(i * fps/source_fps) + 1, so frame i is the first at or after a new target
-    time exactly when that count grows from frame i-1 to frame i. Exact fractions
-    keep 29.97 (30000/1001) fps sources from drifting by float rounding.
+    Args:
+        fps: the rate to resample to; None keeps every frame.
+        source_fps: the video's own rate, if known; a target at or above it keeps every frame
+            (frames are never duplicated).
+        time_base: the timestamps' unit, if known: how far a rounded timestamp can be from its frame's time.
     """
-    if ratio is None or index == 0:
-        return True
-    return (index * ratio.numerator) // ratio.denominator > ((index - 1) * ratio.numerator) // ratio.denominator
+
+    def __init__(
+        self,
+        fps: float | None,
+        source_fps: fractions.Fraction | None = None,
+        time_base: fractions.Fraction | None = None,
+    ):
+        target = fractions.Fraction(fps).limit_denominator(1_000_000) if fps is not None else None
+        self.target = target
+        # The rate frames are dropped to; None when every frame is kept.
+        self.rate = None if target is None or (source_fps is not None and target >= source_fps) else target
+        self.source_fps = source_fps
+        self.tolerance = time_base or fractions.Fraction(0)
+        self._last_slot = -1
+
+    @property
+    def keeps_every_frame(self) -> bool:
+        return self.rate is None
+
+    def slot(self, seconds: fractions.Fraction) -> int:
+        """The target slot k a frame shown at this time falls in: floor(seconds x fps), after snapping.
+
+        Args:
+            seconds: the frame's time since the first frame (a Fraction for exactness, or a float).
+        Returns:
+            k (each frame kept stands for the time k/fps).
+        """
+        seconds = fractions.Fraction(seconds)
+        if self.source_fps:
+            nearest = round(seconds * self.source_fps)
+            on_grid = fractions.Fraction(nearest) / self.source_fps
+            if abs(seconds - on_grid) <= self.tolerance:
+                seconds = on_grid
+        return math.floor(seconds * self.target)
+
+    def starts_slot(self, seconds, previous_seconds) -> bool:
+        """Whether a frame is the first of its slot, given the time of the frame shown just before it.
+
+        Stateless, for decisions made out of display order (the decoder leaving pictures out).
+
+        Args:
+            seconds: the frame's time.
+            previous_seconds: the previous frame's time in display order; None for the first frame.
+        Returns:
+            True when the frame is kept.
+        """
+        if self.rate is None or previous_seconds is None:
+            return True
+        return self.slot(seconds) > self.slot(previous_seconds)
+
+    def keep(self, seconds) -> int | None:
+        """The slot a frame at this time fills when it is kept (frames in display order), else None.
+
+        Args:
+            seconds: the frame's time; frames must come in display order.
+        Returns:
+            The slot, or None when the slot is already taken. When every frame is kept, the slot
+            of a frame's time at fps, moved on to the next free one if taken (no fps: a running count).
+        """
+        if self.rate is None:
+            at = math.floor(fractions.Fraction(seconds) * self.target) if self.target is not None else -1
+            self._last_slot = max(at, self._last_slot + 1)
+            return self._last_slot
+        slot = self.slot(seconds)
+        if slot <= self._last_slot:
+            return None
+        self._last_slot = slot
+        return slot
 
 
 class VideoReader:
@@ -188,15 +272,17 @@ class VideoReader:
     never duplicated). ``name``: how errors and warnings refer to the video (default:
     ``path``); pass the platform's item name so users recognise it.
 
-    Resampling keeps source frame i when it is the first frame at or after a target
-    time k/fps (k = 0, 1, 2, ...), with frame i's time taken as i/source_fps. Frame
-    indices (display positions) rather than timestamps are used because they are the
-    same whichever decoder reads the file, and do not depend on timestamp quirks
-    (streams that start late, uneven pts); the price is that a variable-frame-rate
-    video is treated as if it had its average rate. Positions are counted as frames
-    come out of the decoder, except where the decoder leaves pictures out (resampled
-    H.264): there they are the packets' ranks by timestamp, which is the same count for
-    a file whose timestamps are all present and distinct, and is used only then.
+    Resampling keeps a frame when it is the first frame shown at or after a target time
+    k/fps (k = 0, 1, 2, ...), by presentation time (TimeResampler, which watch's LiveSource
+    uses too): a frame's time is its timestamp minus the first frame's, so a video that
+    starts late counts from its first frame, and a variable-frame-rate video keeps one
+    frame per 1/fps of its own time wherever its rate changes. A frame without a timestamp
+    (and every frame of the cv2 decoder) is taken to be at index/source_fps; for a
+    constant-rate video that is where its timestamps put it, so both decoders keep the same
+    frames. Frame.index is the frame's display position: counted as frames come out of the
+    decoder, except where the decoder leaves pictures out (resampled H.264), where it is
+    the packet's rank by timestamp (the same count for a file whose timestamps are all
+    present and distinct, and used only then).
 
     Construction checks the file and probes the container, raising VideoError for a
     missing, empty, non-video or unopenable file and for a file without a video
@@ -248,21 +334,40 @@ class VideoReader:
                 self.name,
                 fps,
             )
-        self._ratio = _keep_ratio(fps, probe.fps)
+        self._source_rate = probe.fps
+        self._time_base = probe.time_base
+        self._duration = probe.duration
         self.num_frames: int | None = None
+        self._last_times: tuple[fractions.Fraction | None, fractions.Fraction | None] = (None, None)
 
     def __repr__(self) -> str:
         return f"VideoReader({self.name!r}, fps={self.fps!r}, source_fps={self.source_fps:g})"
 
+    def resampler(self) -> TimeResampler:
+        """A fresh TimeResampler for one pass over this video (keeps every frame without a known rate).
+
+        Returns:
+            The resampler VideoReader's iteration uses.
+        """
+        if self._source_rate is None:
+            return TimeResampler(None)
+        return TimeResampler(self.fps, self._source_rate, self._time_base)
+
+    def _frame_time(self, index: int, seconds: fractions.Fraction | None) -> fractions.Fraction | None:
+        if seconds is not None:
+            return seconds
+        return fractions.Fraction(index) / self._source_rate if self._source_rate else None
+
     def __iter__(self) -> Iterator[Frame]:
         decoder = DECODERS[self._decoder_name](self.path, self._stream_index)
         self.num_frames = 0
-        ratio = self._ratio
-        frames = decoder.frames(None if ratio is None else lambda index: _is_kept(index, ratio))
+        self._last_times = (None, None)
+        resampler = self.resampler()
+        frames = decoder.timed_frames(None if resampler.keeps_every_frame else resampler.starts_slot)
         try:
             while True:
                 try:
-                    index, lazy = next(frames)
+                    index, seconds, lazy = next(frames)
                 except StopIteration:
                     break
                 except DecodeError as err:
@@ -270,14 +375,18 @@ class VideoReader:
                     return
                 self.num_frames = max(self.num_frames, index + 1)
                 # lazy is None only for a frame the decoder left out because it is not kept.
-                if lazy is None or not _is_kept(index, ratio):
+                if lazy is None:
+                    continue
+                seconds = self._frame_time(index, seconds)
+                self._last_times = (self._last_times[1], seconds)
+                if resampler.keep(seconds if seconds is not None else 0) is None:
                     continue
                 try:
                     image = lazy()
                 except DecodeError as err:
                     self._decoding_broke(str(err))
                     return
-                yield Frame(index=index, image=image)
+                yield Frame(index=index, image=image, time=None if seconds is None else float(seconds))
         finally:
             frames.close()
         self._check_complete()
@@ -298,14 +407,29 @@ class VideoReader:
         declared = self.declared_frames
         if declared is None:
             return
-        # An estimate from the duration can be off by a frame or two; a real shortfall
-        # (a file cut short) is much larger.
-        slack = 0 if self._declared_exact else max(2, declared // 20)
-        if self.num_frames < declared - slack:
+        if self._declared_exact:
+            if self.num_frames < declared:
+                logger.warning(
+                    "Video %r ended after %d frames but its container declares %d; the file may be truncated",
+                    self.name,
+                    self.num_frames,
+                    declared,
+                )
+            return
+        # No frame count in the container (Matroska/WebM): compare times, not counts, since a
+        # variable-rate video has fewer frames than duration x average rate. The last frame lasts
+        # about as long as the gap before it; a real shortfall (a file cut short) is much larger
+        # than the 5% (at least two frames) of slack.
+        previous, last = self._last_times
+        if last is None or self._duration is None:
+            return
+        last_duration = last - previous if previous is not None else 0
+        slack = max(2 / self._source_rate, self._duration / 20)
+        if last + last_duration < self._duration - slack:
             logger.warning(
-                "Video %r ended after %d frames but its container declares %d%s; the file may be truncated",
+                "Video %r ended after %d frames (%.2f s) but its container declares %.2f s; the file may be truncated",
                 self.name,
                 self.num_frames,
-                declared,
-                "" if self._declared_exact else " (estimated from its duration)",
+                float(last + last_duration),
+                float(self._duration),
             )

@@ -79,6 +79,11 @@ BAD_VALUES = [
     ("predict_embed_timeout", 0),
     ("predict_embed_timeout", "3600"),
     ("evaluate_temporal_annotations", "yes"),
+    ("weights_filename", "../outside.weights.h5"),
+    ("weights_filename", "/etc/w.weights.h5"),
+    ("weights_filename", ".."),
+    ("imgz", 100000),
+    ("n_frames", 100000),
 ]
 
 
@@ -93,6 +98,31 @@ def test_bad_value_raises_config_error_naming_key_and_value(key, value):
     # from 224, and 0 must not be found inside the bound "0.0").
     after_key = message.split(repr(key), 1)[1]
     assert re.search(rf"(?<![\w.\-]){re.escape(repr(value))}(?![\w.])", after_key), message
+
+
+def test_imgz_past_the_memory_bound_is_refused_naming_the_bound():
+    from adapter.core.config import MAX_IMGZ
+
+    with pytest.raises(ConfigError, match=rf"'imgz': 100000 .* at most {MAX_IMGZ}\b"):
+        MovinetConfig.from_dict({"imgz": 100000})
+    # The bound is where one frame alone fills the clip budget: an imgz just under it passes with one frame.
+    MovinetConfig.from_dict({"imgz": MAX_IMGZ, "n_frames": 1})
+
+
+def test_n_frames_bound_depends_on_imgz_and_names_both():
+    from adapter.core.config import ACTIVATION_BYTES_PER_PIXEL, CLIP_MEMORY_BOUND_BYTES
+
+    imgz = 1024
+    bound = CLIP_MEMORY_BOUND_BYTES // ACTIVATION_BYTES_PER_PIXEL // imgz**2
+    MovinetConfig.from_dict({"imgz": imgz, "n_frames": bound})  # the largest clip that fits
+    with pytest.raises(ConfigError, match=rf"'n_frames': {bound + 1} .* at most {bound} at imgz={imgz}"):
+        MovinetConfig.from_dict({"imgz": imgz, "n_frames": bound + 1})
+
+
+def test_the_largest_published_movinet_inputs_are_within_the_bounds():
+    # a5 at 320 px over 120 frames and a3 at 256 px over 120 frames (the MoViNet paper's Kinetics inputs).
+    MovinetConfig.from_dict({"model_id": "a5", "imgz": 320, "n_frames": 120})
+    MovinetConfig.from_dict({"model_id": "a3", "imgz": 256, "n_frames": 120})
 
 
 def test_config_error_is_a_value_error():

@@ -12,6 +12,7 @@ from adapter.datasets.layout import (
     SKIP_BAD_RANGE,
     SKIP_NO_CLASS_ANNOTATION,
     SKIP_NOT_A_VIDEO,
+    SKIP_OUTSIDE,
     SKIP_UNKNOWN_LABEL,
     SKIP_UNREADABLE_VIDEO,
     DatasetError,
@@ -158,6 +159,49 @@ def test_unreadable_videos_are_skipped_with_a_warning_each(tmp_path, caplog):
     for name in ("/text.mp4", "/empty.webm", "/missing.avi"):
         assert sum(name in w for w in warnings) == 1, name
     assert f"3 x {SKIP_UNREADABLE_VIDEO}" in warnings[-1]
+
+
+def write_escaping_item(data, filename="/../../../outside/x.mp4") -> str:
+    """An item JSON in data's train subset whose filename leads out of items/, to a real video there."""
+    import json
+
+    from tests.motion_dataset import item_json
+
+    outside = os.path.normpath(os.path.join(data, "train", "items", filename.lstrip("/")))
+    os.makedirs(os.path.dirname(outside), exist_ok=True)
+    write_video(outside, frames=12, fps=5.0, width=48, height=48)
+    (data / "train" / "json").mkdir(parents=True, exist_ok=True)
+    document = item_json(filename, [class_annotation("right")], item_id="escape")
+    (data / "train" / "json" / "escape.json").write_text(json.dumps(document))
+    return outside
+
+
+@pytest.mark.parametrize("filename", ["/../../../outside/x.mp4", "/sub/../../../outside/x.mp4", "/../items2/x.mp4"])
+def test_a_filename_leading_out_of_the_items_folder_is_refused_naming_the_item(tmp_path, caplog, filename):
+    data = tmp_path / "data"
+    add_video(data, "/good.mp4", [class_annotation("left")])
+    outside = write_escaping_item(data, filename)
+    assert os.path.isfile(outside)  # the file is there and readable: only the rule keeps it out
+
+    loaded = load_subset(data, "train", LABELS)
+
+    assert [s.item_name for s in loaded.samples] == ["/good.mp4"]
+    assert all(s.video_path != outside for s in loaded.samples)
+    assert loaded.skipped == {SKIP_OUTSIDE: 1}
+    assert sum(filename in w and "items folder" in w for w in dataset_warnings(caplog)) == 1
+
+
+def test_evaluation_refuses_a_filename_leading_out_of_the_items_folder(tmp_path, caplog):
+    from adapter.evaluation.subset import evaluation_items
+
+    data = tmp_path / "data"
+    add_video(data, "/good.mp4", [class_annotation("left")])
+    write_escaping_item(data)
+
+    items, skipped = evaluation_items(data, "train")
+
+    assert [item.name for item in items] == ["/good.mp4"]
+    assert [(name, "leads out" in reason) for name, reason in skipped] == [("/../../../outside/x.mp4", True)]
 
 
 def test_an_item_that_is_not_a_video_is_skipped(tmp_path, caplog):

@@ -329,3 +329,47 @@ def test_int8_without_usable_calibration_videos_exits_2(hub_cache, tmp_path, cap
     assert cli.main(["export-tflite", *STREAM, "--output", str(output), "--quantize", "int8", *unreadable]) == 2
     assert "could be read" in capsys.readouterr().err
     assert not output.exists()
+
+
+def _fake_conversion(monkeypatch, flatbuffer: bytes):
+    """export_tflite without TensorFlow's converter: the network step and the conversion return at once."""
+    from types import SimpleNamespace
+
+    from adapter.export import tflite
+
+    monkeypatch.setattr(tflite, "clip_function", lambda model, n_frames, imgz: "function")
+    monkeypatch.setattr(tflite, "convert", lambda function, model, quantize, samples=None: flatbuffer)
+    loaded = SimpleNamespace(model=None, labels=["a", "b"], source="weights-folder")
+    config = MovinetConfig.from_dict({"imgz": 32, "n_frames": 4})
+    return tflite, loaded, config
+
+
+def test_export_writes_the_model_and_its_description_with_nothing_else_beside_them(tmp_path, monkeypatch):
+    tflite, loaded, config = _fake_conversion(monkeypatch, b"new model")
+    output = tmp_path / "model.tflite"
+
+    tflite.export_tflite(loaded, config, str(output))
+
+    assert output.read_bytes() == b"new model"
+    assert json.loads((tmp_path / "model.json").read_text())["labels"] == ["a", "b"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.json", "model.tflite"]
+
+
+def test_an_export_that_fails_to_write_leaves_the_previous_export_whole(tmp_path, monkeypatch):
+    from adapter.core import files
+
+    tflite, loaded, config = _fake_conversion(monkeypatch, b"new model")
+    output = tmp_path / "model.tflite"
+    output.write_bytes(b"previous model")
+    (tmp_path / "model.json").write_text('{"labels": ["previous"]}')
+
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        tflite.export_tflite(loaded, config, str(output))
+
+    assert output.read_bytes() == b"previous model"
+    assert json.loads((tmp_path / "model.json").read_text()) == {"labels": ["previous"]}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.json", "model.tflite"]

@@ -254,3 +254,26 @@ def test_train_with_weights_refuses_contradictions_before_reading_data(finetuned
             {"name": "t", "configuration": {**SMALL, "pretrained": False}, "labels": ["a", "b"]}
         )
         run_offline_training(adapter, missing, str(tmp_path / "o"), labels=["a", "b"], weights=finetuned)
+
+
+def test_a_savedmodel_export_that_fails_leaves_no_folder_and_no_partial(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from official.projects.movinet.tools import export_saved_model
+
+    from adapter.core.config import MovinetConfig
+    from adapter.export.savedmodel import export_savedmodel
+
+    def dies_half_way(model, export_path, **kwargs):
+        os.makedirs(os.path.join(export_path, "variables"))
+        open(os.path.join(export_path, "saved_model.pb"), "wb").close()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_saved_model, "export_saved_model", dies_half_way)
+    loaded = SimpleNamespace(model=network.build_classifier("a0", "base", num_classes=2), labels=["a", "b"], source="x")
+    output = tmp_path / "saved_model"
+
+    with pytest.raises(OSError, match="No space left"):
+        export_savedmodel(loaded, MovinetConfig.from_dict({"imgz": 32}), str(output))
+
+    assert list(tmp_path.iterdir()) == []  # neither a half SavedModel at the name nor a partial folder beside it

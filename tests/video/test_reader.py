@@ -441,3 +441,84 @@ def test_noise_pattern_depends_on_seed(tmp_path):
 )
 def test_is_video_mimetype(mimetype, expected):
     assert is_video_mimetype(mimetype) is expected
+
+
+# --- variable frame rate: resampling by presentation time ----------------------------------
+
+# 2 s at 30 fps, then 10 s at 1 fps: 60 + 10 frames.
+BURST_THEN_SLOW = [fractions.Fraction(i, 30) for i in range(60)] + [fractions.Fraction(2 + k) for k in range(10)]
+
+
+def expected_kept_by_time(times, target_fps) -> list[int]:
+    """Indices of the first frame shown at or after each target time k/target_fps (times in display order)."""
+    target = fractions.Fraction(target_fps)
+    kept, k = [], 0
+    for index, seconds in enumerate(times):
+        if seconds >= k / target:
+            kept.append(index)
+            k = math.floor(seconds * target) + 1
+    return kept
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_a_variable_rate_video_keeps_one_frame_per_target_period_of_its_own_time(tmp_path, caplog, ext):
+    from tests.videos import write_variable_rate
+
+    path = write_variable_rate(tmp_path / f"vfr{ext}", BURST_THEN_SLOW)
+    with caplog.at_level(logging.WARNING, logger="adapter.video.reader"):
+        reader, frames = read_all(path, fps=5, name="vfr-clip")
+
+    indices = [f.index for f in frames]
+    assert indices == expected_kept_by_time(BURST_THEN_SLOW, 5)
+    # 10 frames from the first 2 s (one per 0.2 s), and every one of the ten 1 s frames after it.
+    assert sum(i < 60 for i in indices) == 10 and [i for i in indices if i >= 60] == list(range(60, 70))
+    assert [f.time for f in frames] == pytest.approx([float(BURST_THEN_SLOW[i]) for i in indices], abs=1e-3)
+    for f in frames:
+        assert square_x(f.image) == square_position(f.index, width=64, height=48, direction=(3, 0))[0]
+    assert reader.num_frames == 70
+    assert not [r for r in caplog.records if "truncated" in r.getMessage()]  # a complete file, not a short one
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_predict_and_watch_keep_the_same_frames_of_a_variable_rate_video(tmp_path, ext):
+    from adapter.video.live import LiveSource
+    from tests.videos import write_variable_rate
+
+    path = write_variable_rate(tmp_path / f"vfr{ext}", BURST_THEN_SLOW)
+
+    read = list(VideoReader(path, fps=5))
+    live = list(LiveSource(path, fps=5))
+
+    assert [f.time for f in read] == pytest.approx([f.time for f in live], abs=1e-9)
+    assert len(read) == len(expected_kept_by_time(BURST_THEN_SLOW, 5))
+    for read_frame, live_frame in zip(read, live):
+        np.testing.assert_array_equal(read_frame.image, live_frame.image)
+        # watch's slot is the target period the frame stands for.
+        assert live_frame.slot == math.floor(fractions.Fraction(live_frame.time).limit_denominator(1000) * 5)
+
+
+def test_left_out_pictures_of_a_variable_rate_video_change_no_kept_frame(tmp_path):
+    from tests.videos import write_variable_rate
+
+    path = write_variable_rate(tmp_path / "vfr.mp4", BURST_THEN_SLOW, direction=(2, 1))
+    full_reader, full = _full_decode(path, fps=5)
+    reader, frames = read_all(path, fps=5)
+
+    assert [f.index for f in frames] == [f.index for f in full] == expected_kept_by_time(BURST_THEN_SLOW, 5)
+    for a, b in zip(frames, full):
+        assert np.array_equal(a.image, b.image)
+    assert _left_out(path, lambda index: False) > 0  # the B-frames of the burst were skipped, not decoded
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_rounded_timestamps_of_a_constant_rate_video_keep_the_frames_its_frame_numbers_say(tmp_path, ext):
+    # 29.97 fps in Matroska's milliseconds: frame 6 is at 200.2 ms, stored as 200 ms, on the far side of
+    # the 0.2 s target time; snapped back to its frame time it is the first frame at or after 0.2 s.
+    from tests.videos import write_variable_rate
+
+    ntsc = fractions.Fraction(30000, 1001)
+    path = write_variable_rate(tmp_path / f"ntsc{ext}", [i / ntsc for i in range(120)], nominal_fps=ntsc)
+
+    for target in (5, 7.5, 12):
+        _, frames = read_all(path, fps=target)
+        assert [f.index for f in frames] == expected_kept(120, ntsc, target), target
