@@ -276,10 +276,12 @@ def restore_training_state(
     Returns:
         None; raises when the checkpoint does not fit the model.
     """
+    optimizer = model.optimizer
+    # The slots the checkpoint fills; built first, so the weights file's copy of them loads
+    # too instead of being skipped with a warning.
+    optimizer.build(model.trainable_variables)
     if load_weights:
         model.load_weights(resume_weights_path(state))
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)  # the slots the checkpoint fills
     status = tf.train.Checkpoint(optimizer=optimizer).read(os.path.join(state.checkpoint_path, OPTIMIZER_CHECKPOINT))
     status.assert_existing_objects_matched()
     saved_rate = float(tf_keras.backend.get_value(optimizer.learning_rate))
