@@ -7,7 +7,7 @@ history, the seed its data order comes from, and what the weights fit (variant, 
 input). The run keeps its newest checkpoint and its best epoch's; on the platform they are
 uploaded as the model's artifacts while it trains (adapter.platform.checkpoint_upload), and
 the SDK's save-on-failure uploads them again. The next train_model downloads them, the
-command line finds them in its --output, and find_resume_state() hands the newest complete
+command line finds them in its output folder, and find_resume_state() hands the newest complete
 one that fits to the fit loop, which restores model and optimizer and continues at the next
 epoch.
 
