@@ -419,6 +419,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             logger.debug("train() ignores the arguments %s", sorted(kwargs))
         entity = self._model_entity
         labels = training_model.training_labels(self._label_map(config))
+        model_entity_id = entity.id if self._reports_to_platform() else None
         job = fit.TrainingJob(
             config=config,
             labels=labels,
@@ -427,8 +428,9 @@ class MovinetAdapter(dl.BaseModelAdapter):
             metrics_sink=self._send_epoch_metrics if self._reports_to_platform() else None,
             on_epoch_end_callback=on_epoch_end_callback,
             seed=seed,
-            resume=find_resume_state([self._artifacts_path, output_path], config, labels),
+            resume=find_resume_state([self._artifacts_path, output_path], config, labels, model_entity_id),
             on_checkpoint=self._checkpoint_uploader(config),
+            model_entity_id=model_entity_id,
         )
         result = fit.fine_tune(data_path, output_path, job)
         self._finished_output = os.path.realpath(output_path)

@@ -93,7 +93,7 @@ class MovinetConfig:
     # Loss weights per class: "none", or "balanced" (inversely proportional to the train subset's counts).
     class_weighting: str = "none"
     # While train_model runs, upload the resume checkpoint to the model's artifacts at most this
-    # often (minutes; 0: after every epoch). Bounds what a killed pod loses to this or one epoch.
+    # often (minutes; 0: after every epoch). A killed pod loses at most this plus one epoch.
     checkpoint_upload_minutes: float = 10.0
     # Written by save(): the fine-tuned weights in the model's artifacts and their labels.
     weights_filename: str | None = None

@@ -72,6 +72,7 @@ class TrainingJob:
     resume: ResumeState | None = None  # a stopped run's checkpoint to continue from
     # Called after each epoch's checkpoint with (output_path, kept checkpoint folders): the platform's upload.
     on_checkpoint: CheckpointSink | None = None
+    model_entity_id: str | None = None  # the platform model trained (recorded in checkpoints); None offline
     strategy: tf.distribute.Strategy | None = None  # None: scaling.choose_strategy() (several GPUs: mirrored)
 
 
@@ -176,7 +177,7 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         info,
         run_id,
         config.num_epochs,
-        run_settings(config, labels),
+        run_settings(config, labels, job.model_entity_id),
         best,
         curves,
         data_seed=data_seed,

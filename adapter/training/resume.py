@@ -41,7 +41,10 @@ logger = logging.getLogger(__name__)
 OPTIMIZER_CHECKPOINT = "optimizer"  # prefix of the tf.train.Checkpoint files in a checkpoint folder
 
 # Settings the saved weights and optimizer state are only valid for.
-MATCHED_SETTINGS = ("model_id", "labels", "imgz", "n_frames", "fps", "freeze_backbone")
+# model_entity_id: the platform model the run trains (None offline). The SDK downloads as a
+# model's artifacts the files of every model whose name starts with its name, into the same
+# folders: another model's checkpoints must not be resumed.
+MATCHED_SETTINGS = ("model_id", "labels", "imgz", "n_frames", "fps", "freeze_backbone", "model_entity_id")
 
 
 @dataclasses.dataclass
@@ -61,6 +64,7 @@ class ResumeState:
     best_val_loss: float
     history: dict[str, list[float]]
     data_seed: int | None = None  # each epoch's order and clip draws come from (data_seed, epoch)
+    model_entity_id: str | None = None
     checkpoint_path: str = ""  # the checkpoint folder it was read from (not saved)
     best_path: str | None = None  # the best epoch's checkpoint folder beside it, when intact (not saved)
 
@@ -79,12 +83,13 @@ class ResumeState:
         }
 
 
-def run_settings(config: MovinetConfig, labels: Sequence[str]) -> dict:
+def run_settings(config: MovinetConfig, labels: Sequence[str], model_entity_id: str | None = None) -> dict:
     """The settings a new run would need a resume state to match.
 
     Args:
         config: the new run's configuration.
         labels: its label map.
+        model_entity_id: the platform model it trains (None offline).
 
     Returns:
         MATCHED_SETTINGS -> value.
@@ -96,6 +101,7 @@ def run_settings(config: MovinetConfig, labels: Sequence[str]) -> dict:
         n_frames=config.n_frames,
         fps=config.frame_rate,
         freeze_backbone=config.freeze_backbone,
+        model_entity_id=model_entity_id,
     )
 
 
@@ -161,7 +167,10 @@ def newest_resume_state(folder: str) -> ResumeState | None:
 
 
 def find_resume_state(
-    folders: Sequence[str | None], config: MovinetConfig, labels: Sequence[str]
+    folders: Sequence[str | None],
+    config: MovinetConfig,
+    labels: Sequence[str],
+    model_entity_id: str | None = None,
 ) -> ResumeState | None:
     """The newest complete checkpoint in folders that fits this run; each one skipped is named in a warning.
 
@@ -171,6 +180,7 @@ def find_resume_state(
             are ignored.
         config: the new run's configuration.
         labels: the new run's label map.
+        model_entity_id: the platform model it trains (None offline).
 
     Returns:
         The state to resume from, with best_path set when its best epoch's checkpoint is
@@ -184,7 +194,7 @@ def find_resume_state(
                 seen.add(os.path.realpath(path))
                 candidates.append((epochs_done, folder, path))
     candidates.sort(key=lambda candidate: candidate[0], reverse=True)
-    current = run_settings(config, labels)
+    current = run_settings(config, labels, model_entity_id)
     skipped = []
     for _, folder, path in candidates:
         reason = _unusable(folder, path, current)

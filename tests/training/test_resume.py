@@ -3,6 +3,7 @@ Keras model, found newest-complete-first, skipped with the reason, restored exac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -106,6 +107,17 @@ def test_a_checkpoint_for_other_labels_or_input_is_skipped_with_the_reason(tmp_p
     assert "labels was ['left', 'right'], now ['up', 'down']" in caplog.text
     assert "model_id was 'a0', now 'a1'" in caplog.text and "imgz was 32, now 48" in caplog.text
     assert "run again with those settings to resume it" in caplog.text
+
+
+def test_another_platform_models_checkpoint_is_never_resumed(tmp_path, model, caplog):
+    # The SDK downloads the files of "<name>-copy" with "<name>"'s artifacts, into the same folders.
+    other = dataclasses.replace(state_for(2), model_entity_id="model-copy")
+    write_resume_state(str(tmp_path), model, INFO, other)
+
+    with caplog.at_level(logging.WARNING):
+        assert find_resume_state([str(tmp_path)], CONFIG, LABELS, model_entity_id="model-1") is None
+    assert "model_entity_id was 'model-copy', now 'model-1'" in caplog.text
+    assert find_resume_state([str(tmp_path)], CONFIG, LABELS, model_entity_id="model-copy") is not None
 
 
 def test_the_checkpoint_of_a_finished_run_is_skipped(tmp_path, model, caplog):
