@@ -531,7 +531,10 @@ class MovinetAdapter(dl.BaseModelAdapter):
     def train(self, data_path, output_path, on_epoch_end_callback=None, seed=None, **kwargs):
         """Fine-tune on data_path (prepare_data's layout); then the kept epoch is the loaded model.
 
-        A resume state in the artifacts load() was given (a failed run's) is continued.
+        The newest complete checkpoint of a stopped run, in the artifacts load() was given or
+        in output_path itself, is continued (adapter.training.resume). On the platform the
+        checkpoints are uploaded to the model's artifacts while the run trains
+        (checkpoint_upload_minutes), so a run killed without a Python exception loses little.
 
         Args:
             data_path: the downloaded train and validation subsets.
@@ -554,6 +557,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             logger.debug("train() ignores the arguments %s", sorted(kwargs))
         entity = self._model_entity
         labels = training_model.training_labels(self._label_map(config))
+        model_entity_id = entity.id if self._reports_to_platform() else None
         job = fit.TrainingJob(
             config=config,
             labels=labels,
@@ -562,13 +566,23 @@ class MovinetAdapter(dl.BaseModelAdapter):
             metrics_sink=self._send_epoch_metrics if self._reports_to_platform() else None,
             on_epoch_end_callback=on_epoch_end_callback,
             seed=seed,
-            resume=find_resume_state(self._artifacts_path, config, labels),
+            resume=find_resume_state([self._artifacts_path, output_path], config, labels, model_entity_id),
+            on_checkpoint=self._checkpoint_uploader(config),
+            model_entity_id=model_entity_id,
         )
         result = fit.fine_tune(data_path, output_path, job)
         self._finished_output = os.path.realpath(output_path)
         # Reload the kept epoch the way a deployed model is loaded, so predict() now uses it.
         self.load(result.checkpoint_dir)
         return result
+
+    def _checkpoint_uploader(self, config: MovinetConfig):
+        """The fit loop's checkpoint sink: uploads to the model's artifacts (None offline: nothing to upload to)."""
+        if not self._reports_to_platform():
+            return None
+        from adapter.platform.checkpoint_upload import CheckpointUploader
+
+        return CheckpointUploader(self._model_entity, config.checkpoint_upload_minutes)
 
     def _reports_to_platform(self) -> bool:
         # An offline model (command line) has no platform to send metrics to.

@@ -32,7 +32,7 @@ def main(data_root: str, output_root: str) -> dict:
     from adapter.model.loading import FineTunedInfo, LoadedModel
     from adapter.training.fit import TrainingJob, fine_tune
     from adapter.training.model import classifier_head
-    from adapter.training.resume import read_resume_state
+    from adapter.training.resume import newest_resume_state, resume_weights_path
 
     labels = ["left", "right"]
     base = dict(
@@ -69,7 +69,7 @@ def main(data_root: str, output_root: str) -> dict:
         )
         result = fine_tune(data_root, os.path.join(output_root, name), job)
         trained = network.build_classifier("a0", "base", num_classes=len(labels))
-        trained.load_weights(os.path.join(output_root, name, "checkpoints", "last", info.weights_filename))
+        trained.load_weights(resume_weights_path(newest_resume_state(os.path.join(output_root, name))))
         head = classifier_head(trained).get_weights()
         results[name] = {
             "replicas": strategy.num_replicas_in_sync,
@@ -79,7 +79,7 @@ def main(data_root: str, output_root: str) -> dict:
         }
     # The mirrored run resumed from its last checkpoint for one more epoch (weights read on one
     # device, copied into the mirrored variables, optimizer state restored).
-    state = read_resume_state(os.path.join(output_root, "mirrored"))
+    state = newest_resume_state(os.path.join(output_root, "mirrored"))
     config, strategy = runs["mirrored"]
     job = TrainingJob(
         config=MovinetConfig.from_dict(dict(config, num_epochs=3)),

@@ -106,6 +106,9 @@ class MovinetConfig:
     mixed_precision: str | bool = "auto"
     # Loss weights per class: "none", or "balanced" (inversely proportional to the train subset's counts).
     class_weighting: str = "none"
+    # While train_model runs, upload the resume checkpoint to the model's artifacts at most this
+    # often (minutes; 0: after every epoch). A killed pod loses at most this plus one epoch.
+    checkpoint_upload_minutes: float = 10.0
     # Written by save(): the fine-tuned weights in the model's artifacts and their labels.
     weights_filename: str | None = None
     id_to_label_map: dict | None = None
@@ -210,6 +213,7 @@ class MovinetConfig:
         if self.fps is not None:
             _check_number(self, "fps", exclusive_minimum=0.0)
         _check_number(self, "dropout_rate", minimum=0.0, exclusive_maximum=1.0)
+        _check_number(self, "checkpoint_upload_minutes", minimum=0.0)
         if not isinstance(self.mixed_precision, bool) and self.mixed_precision != "auto":
             _fail("mixed_precision", self.mixed_precision, "'auto', true or false")
         _check_choice(self, "class_weighting", CLASS_WEIGHTINGS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -12,8 +11,8 @@ from collections.abc import Callable
 import tf_keras
 from tqdm import tqdm
 
+from adapter.core.files import write_json
 from adapter.evaluation.plots import plot_training_curves
-from adapter.model.loading import FineTunedInfo, save_finetuned
 
 logger = logging.getLogger(__name__)
 
@@ -104,23 +103,20 @@ class EpochMetrics(tf_keras.callbacks.Callback):
                 logger.warning("The platform did not accept epoch %d metrics", epoch)
 
 
-class BestCheckpoint(tf_keras.callbacks.Callback):
-    """Checkpoints every epoch (last) and the best by validation accuracy (ties: lower validation loss)."""
+class BestEpoch(tf_keras.callbacks.Callback):
+    """Which epoch is the best so far, by validation accuracy (ties: lower validation loss).
+
+    Its checkpoint is kept by ResumeCheckpoint (adapter.training.resume), which runs after it.
+    """
 
     def __init__(
         self,
-        best_dir: str,
-        last_dir: str,
-        info: FineTunedInfo,
         best_epoch: int | None = None,
         best_val_accuracy: float = float("nan"),
         best_val_loss: float = float("inf"),
     ):
-        """best_*: the record so far of a resumed run (its best epoch is already in best_dir)."""
+        """best_*: the record so far of a resumed run."""
         super().__init__()
-        self.best_dir = best_dir
-        self.last_dir = last_dir
-        self.info = info
         self.best_epoch = best_epoch
         self.best_key: tuple[float, float] | None = (
             (best_val_accuracy, -best_val_loss) if best_epoch is not None else None
@@ -129,12 +125,10 @@ class BestCheckpoint(tf_keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        save_finetuned(self.model, self.last_dir, self.info)
         accuracy = float(logs.get("val_accuracy", float("nan")))
         key = (accuracy, -float(logs.get("val_loss", float("inf"))))
         if self.best_key is None or key > self.best_key:
             self.best_key, self.best_epoch, self.best_val_accuracy = key, epoch, accuracy
-            save_finetuned(self.model, self.best_dir, self.info)
 
 
 class TrainingCurves(tf_keras.callbacks.Callback):
@@ -148,7 +142,7 @@ class TrainingCurves(tf_keras.callbacks.Callback):
         self,
         png_path: str,
         json_path: str,
-        best: BestCheckpoint,
+        best: BestEpoch,
         run_id: str,
         history: dict[str, list[float]] | None = None,
     ):
@@ -184,6 +178,5 @@ class TrainingCurves(tf_keras.callbacks.Callback):
         }
         if self.confusion is not None:
             record["confusion_matrix"] = self.confusion
-        with open(self.json_path, "w") as file:
-            json.dump(record, file, indent=2)
+        write_json(self.json_path, record, indent=2)
         plot_training_curves(self.history, self.png_path, best_epoch=self.best.best_epoch)

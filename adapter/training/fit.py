@@ -13,9 +13,11 @@ MirroredStrategy; batch_size is per device) and, with mixed_precision, in mixed_
 (adapter.training.scaling). class_weighting "balanced" weighs the loss by the inverse of
 each class's share of the train subset (adapter.training.balance).
 
-With a resume state (adapter.training.resume) the run restores the failed run's last
-epoch (weights and optimizer), its best-so-far record and history, and continues at the
-next epoch instead of starting over.
+With a resume state (adapter.training.resume) the run restores the stopped run's
+checkpoint (weights and optimizer), its best-so-far record, history and data seed, and
+continues at the next epoch instead of starting over: each epoch's data depends on the seed
+and the epoch only (adapter.training.pipeline), so the epochs after a resume are those an
+uninterrupted run would have trained (with dropout_rate 0; dropout masks are not saved).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 import shutil
 import tempfile
 import uuid
@@ -37,19 +40,13 @@ from adapter.datasets.sample_clips import RangeCache
 from adapter.evaluation.metrics import confusion_matrix
 from adapter.evaluation.plots import plot_confusion_matrix
 from adapter.model.loading import DEFAULT_WEIGHTS_FILENAME, FineTunedInfo, LoadedModel
-from adapter.training import balance, scaling
-from adapter.training.callbacks import BestCheckpoint, EpochMetrics, EpochReporter, MetricsSink, TrainingCurves
+from adapter.training import balance, checkpoints, scaling
+from adapter.training.callbacks import BestEpoch, EpochMetrics, EpochReporter, MetricsSink, TrainingCurves
 from adapter.training.model import build_training_model, compile_for_training
-from adapter.training.outputs import (
-    BEST_CHECKPOINT,
-    CONFUSION_FILENAME,
-    CURVES_FILENAME,
-    HISTORY_FILENAME,
-    LAST_CHECKPOINT,
-    checkpoint_dir,
-)
+from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME
 from adapter.training.pipeline import make_dataset
 from adapter.training.resume import (
+    CheckpointSink,
     ResumeCheckpoint,
     ResumeState,
     restore_training_state,
@@ -72,7 +69,10 @@ class TrainingJob:
     metrics_sink: MetricsSink | None = None  # None: nothing reports to a platform (offline)
     on_epoch_end_callback: Callable[[int, int], None] | None = None
     seed: int | None = None  # makes the run repeatable (initialisation, shuffling, clip sampling)
-    resume: ResumeState | None = None  # a failed run's last checkpoint to continue from
+    resume: ResumeState | None = None  # a stopped run's checkpoint to continue from
+    # Called after each epoch's checkpoint with (output_path, kept checkpoint folders): the platform's upload.
+    on_checkpoint: CheckpointSink | None = None
+    model_entity_id: str | None = None  # the platform model trained (recorded in checkpoints); None offline
     strategy: tf.distribute.Strategy | None = None  # None: scaling.choose_strategy() (several GPUs: mirrored)
 
 
@@ -81,7 +81,7 @@ class TrainingResult:
     history: dict[str, list[float]]  # Keras log key -> one value per epoch
     best_epoch: int  # 0-based
     best_val_accuracy: float
-    checkpoint_dir: str  # the kept (best) epoch, in the format save() writes
+    checkpoint_dir: str  # the kept (best) epoch's checkpoint, which load() reads as fine-tuned weights
     curves_path: str
     labels: list[str]
     confusion_path: str | None = None  # the kept epoch's validation confusion matrix (PNG)
@@ -131,8 +131,20 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     # cached by tf.data itself.
     cache_dir = tempfile.mkdtemp(prefix="movinet-frames-")
     range_cache = RangeCache(cache_dir, imgz=config.imgz, fps=config.frame_rate)
+    initial_epoch = resume.epochs_done if resume is not None else 0
+    if resume is not None and resume.data_seed is not None:
+        data_seed = resume.data_seed  # the stopped run's: its later epochs see the same data
+    else:
+        data_seed = job.seed if job.seed is not None else random.getrandbits(31)
     train_data = make_dataset(
-        train_samples, config, training=True, batch_size=train_batch, seed=job.seed, cache=range_cache
+        train_samples,
+        config,
+        training=True,
+        batch_size=train_batch,
+        seed=data_seed,
+        cache=range_cache,
+        first_epoch=initial_epoch,
+        epochs=config.num_epochs,
     )
     validation_data = make_dataset(validation_samples, config, training=False, batch_size=global_batch)
 
@@ -146,16 +158,13 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         fps=config.frame_rate,
         weights_filename=config.weights_filename or DEFAULT_WEIGHTS_FILENAME,
     )
-    best_dir, last_dir = checkpoint_dir(output_path, BEST_CHECKPOINT), checkpoint_dir(output_path, LAST_CHECKPOINT)
     if resume is None:
-        run_id, initial_epoch = uuid.uuid4().hex, 0
-        best = BestCheckpoint(best_dir, last_dir, info)
+        run_id = uuid.uuid4().hex
+        best = BestEpoch()
     else:
-        run_id, initial_epoch = resume.run_id, resume.epochs_done
-        _carry_best_checkpoint(resume, best_dir)
-        best = BestCheckpoint(
-            best_dir, last_dir, info, resume.best_epoch, resume.best_val_accuracy, resume.best_val_loss
-        )
+        run_id = resume.run_id
+        _carry_checkpoints(resume, output_path)
+        best = BestEpoch(resume.best_epoch, resume.best_val_accuracy, resume.best_val_loss)
     curves = TrainingCurves(
         os.path.join(output_path, CURVES_FILENAME),
         os.path.join(output_path, HISTORY_FILENAME),
@@ -163,7 +172,17 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         run_id,
         history=resume.history if resume is not None else None,
     )
-    saver = ResumeCheckpoint(last_dir, run_id, config.num_epochs, run_settings(config, labels), best, curves)
+    saver = ResumeCheckpoint(
+        output_path,
+        info,
+        run_id,
+        config.num_epochs,
+        run_settings(config, labels, job.model_entity_id),
+        best,
+        curves,
+        data_seed=data_seed,
+        on_saved=job.on_checkpoint,
+    )
     callbacks = [best, curves, saver]
     if job.metrics_sink is not None:
         callbacks.append(EpochMetrics(job.metrics_sink))
@@ -195,11 +214,11 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     )
     if resume is not None:
         logger.info(
-            "Resuming from epoch %d of %d (the last checkpoint of the failed run, in %s; optimizer step %d, "
+            "Resuming from epoch %d of %d (the checkpoint of the stopped run in %s; optimizer step %d, "
             "best epoch so far %s): training continues at epoch %d",
             resume.epochs_done,
             config.num_epochs,
-            checkpoint_dir(resume.artifacts_path, LAST_CHECKPOINT),
+            resume.checkpoint_path,
             int(model.optimizer.iterations.numpy()),
             resume.best_epoch + 1 if resume.best_epoch is not None else "none",
             resume.epochs_done + 1,
@@ -210,6 +229,7 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
             validation_data=validation_data,
             epochs=config.num_epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
             callbacks=callbacks,
             class_weight=class_weight,
             verbose=0,
@@ -221,7 +241,8 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         # Keras's .weights.h5 reader assigns h5py datasets, which mirrored variables cannot
         # take: predict with a one-device copy.
         model = build_training_model(config, labels, None)
-    matrix = _kept_epoch_confusion(model, best, validation_data, validation_samples, len(labels))
+    best_dir = saver.best_dir()
+    matrix = _kept_epoch_confusion(model, best_dir, info, validation_data, validation_samples, len(labels))
     confusion_path = plot_confusion_matrix(
         matrix,
         list(labels),
@@ -238,7 +259,7 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         best.best_epoch + 1,
         config.num_epochs,
         best.best_val_accuracy,
-        os.path.dirname(best.best_dir),
+        checkpoints.checkpoints_root(output_path),
         curves.png_path,
         confusion_path,
     )
@@ -246,7 +267,7 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         history=curves.history,
         best_epoch=best.best_epoch,
         best_val_accuracy=best.best_val_accuracy,
-        checkpoint_dir=best.best_dir,
+        checkpoint_dir=best_dir,
         curves_path=curves.png_path,
         labels=list(labels),
         confusion_path=confusion_path,
@@ -254,10 +275,10 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
 
 
 def _kept_epoch_confusion(
-    model: tf_keras.Model, best: BestCheckpoint, validation_data, validation_samples, num_classes: int
+    model: tf_keras.Model, best_dir: str, info: FineTunedInfo, validation_data, validation_samples, num_classes: int
 ):
     """The kept epoch's validation predictions counted against the true labels (the model gets its weights)."""
-    model.load_weights(os.path.join(best.best_dir, best.info.weights_filename))
+    model.load_weights(os.path.join(best_dir, info.weights_filename))
     probabilities = model.predict(validation_data, verbose=0)
     # The validation dataset is neither shuffled nor cut: its order is the samples'.
     return confusion_matrix([s.label_index for s in validation_samples], probabilities.argmax(axis=-1), num_classes)
@@ -283,17 +304,15 @@ def _resumed_model(
             restore_training_state(model, state, config, load_weights=weights is None)
     except (OSError, ValueError, AssertionError, tf.errors.OpError) as err:
         logger.warning(
-            "Could not restore the resume state in %s (%s): training from the start",
-            checkpoint_dir(state.artifacts_path, LAST_CHECKPOINT),
+            "Could not restore the checkpoint %s (%s): training from the start",
+            state.checkpoint_path,
             err,
         )
         return None
     return model
 
 
-def _carry_best_checkpoint(state: ResumeState, best_dir: str) -> None:
-    """Bring the failed run's best epoch into this run's output, so it is still kept if no later epoch beats it."""
-    source = checkpoint_dir(state.artifacts_path, BEST_CHECKPOINT)
-    if state.best_epoch is None or os.path.realpath(source) == os.path.realpath(best_dir):
-        return
-    shutil.copytree(source, best_dir, dirs_exist_ok=True)
+def _carry_checkpoints(state: ResumeState, output_path: str) -> None:
+    """Copy the resumed checkpoint and the best epoch's into this run's output, so they stay kept and uploaded."""
+    for path in dict.fromkeys(p for p in (state.checkpoint_path, state.best_path) if p):
+        checkpoints.copy_checkpoint(path, output_path)

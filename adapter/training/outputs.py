@@ -1,15 +1,16 @@
 """What a training run leaves in output_path, and save() of the fine-tuned model.
 
-    <output_path>/checkpoints/best/     the epoch with the best validation accuracy (save_finetuned format)
-    <output_path>/checkpoints/last/     the last finished epoch, with its optimizer state (adapter.training.resume)
+    <output_path>/checkpoints/epoch-NNNN/  the newest epoch's and the best epoch's checkpoints: weights
+                                        (save_finetuned format), optimizer state, resume.json
+                                        (adapter.training.checkpoints, adapter.training.resume)
     <output_path>/training_curves.png   loss and accuracy per epoch
     <output_path>/confusion_matrix.png  the kept epoch's validation predictions against the true labels
     <output_path>/training_history.json the per-epoch values, the kept epoch, the run and whether it finished
 
 The SDK uploads output_path as the model's artifacts. After a run that finished, save()
 writes the kept weights and movinet.json there and remove_checkpoints() leaves only those,
-the two pictures and the history: what load() needs and what the run was. After a failed run the
-checkpoints stay, so the upload carries what the next run resumes from.
+the two pictures and the history: what load() needs and what the run was. While the run
+trains, and after a failed run, the checkpoints are uploaded too: what the next run resumes from.
 """
 
 from __future__ import annotations
@@ -20,28 +21,13 @@ import shutil
 
 from adapter.core.variants import model_name
 from adapter.model.loading import LoadedModel, save_finetuned
+from adapter.training.checkpoints import CHECKPOINTS_DIRNAME
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIRNAME = "checkpoints"
-BEST_CHECKPOINT = "best"  # the epoch with the best validation accuracy: what training keeps
-LAST_CHECKPOINT = "last"
 CURVES_FILENAME = "training_curves.png"
 CONFUSION_FILENAME = "confusion_matrix.png"
 HISTORY_FILENAME = "training_history.json"
-
-
-def checkpoint_dir(output_path: str, name: str) -> str:
-    """Where a run keeps one of its checkpoints.
-
-    Args:
-        output_path: the run's output folder.
-        name: BEST_CHECKPOINT or LAST_CHECKPOINT.
-
-    Returns:
-        The checkpoint's folder.
-    """
-    return os.path.join(output_path, CHECKPOINTS_DIRNAME, name)
 
 
 def save_trained(loaded: LoadedModel | None, local_path: str) -> dict | None:
@@ -99,23 +85,45 @@ def remove_checkpoints(output_path: str) -> bool:
     return True
 
 
-def _artifact_relative_path(artifact) -> str:
-    # Artifact filenames are /artifacts/models/<model name>/<path in the uploaded folder>.
-    return "/".join((getattr(artifact, "filename", None) or "").split("/")[4:])
+def artifact_relative_path(artifact, model_name: str) -> str | None:
+    """Where a model artifact sits in the folder that was uploaded, or None when it is not this model's.
 
-
-def delete_stale_checkpoints(entity) -> None:
-    """Delete the checkpoints an earlier failed run uploaded; they would come down on every deploy.
+    Artifact filenames are /artifacts/models/<model name>/<path in the uploaded folder>; the
+    SDK also lists the files of any model whose name starts with this one's, which are not ours.
 
     Args:
-        entity: the dl.Model whose artifacts a finished run has just replaced.
+        artifact: an item artifact of the model entity.
+        model_name: the model's name.
 
     Returns:
-        None; a failed delete is logged (the next run ignores a finished run's checkpoints).
+        The relative path, e.g. "checkpoints/epoch-0003/resume.json".
     """
-    stale = [a for a in entity.model_artifacts if _artifact_relative_path(a).startswith(CHECKPOINTS_DIRNAME + "/")]
+    prefix = f"/artifacts/models/{model_name}/"
+    filename = getattr(artifact, "filename", None) or ""
+    return filename[len(prefix) :] if filename.startswith(prefix) else None
+
+
+def delete_stale_checkpoints(entity, keep: set[str] = frozenset()) -> int:
+    """Delete the model's checkpoint artifacts other than the kept checkpoint folders.
+
+    After a finished run (keep empty) no checkpoint is needed: they would come down on every
+    deploy. While a run trains, its upload keeps the newest and best checkpoints only.
+
+    Args:
+        entity: the dl.Model whose artifacts to clean.
+        keep: checkpoint folder names to keep (e.g. {"epoch-0003"}).
+
+    Returns:
+        How many files were deleted; a failed delete is logged (a reader skips stale checkpoints).
+    """
+    stale = []
+    for artifact in entity.model_artifacts:
+        relative = artifact_relative_path(artifact, entity.name)
+        parts = (relative or "").split("/")
+        if len(parts) > 1 and parts[0] == CHECKPOINTS_DIRNAME and parts[1] not in keep:
+            stale.append(artifact)
     if not stale:
-        return
+        return 0
     try:
         for artifact in stale:
             entity.artifacts.delete(artifact_id=artifact.id)
@@ -123,5 +131,6 @@ def delete_stale_checkpoints(entity) -> None:
         entity.update(reload_services=False)
     except Exception as err:  # the upload itself succeeded
         logger.warning("Could not delete %d stale checkpoint file(s) from the artifacts: %s", len(stale), err)
-    else:
-        logger.info("Deleted %d stale checkpoint file(s) of an earlier failed run from the artifacts", len(stale))
+        return 0
+    logger.info("Deleted %d stale checkpoint file(s) from the model's artifacts", len(stale))
+    return len(stale)

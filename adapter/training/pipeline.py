@@ -37,7 +37,8 @@ class ClipLoader:
 
     Training clips start at a random place in their range; with augment they also get a
     random crop position and photometric jitter. Each draw comes from the per-clip seed
-    tf.data passes in, so a seeded run is repeatable whatever the thread interleaving.
+    tf.data passes in, so a seeded run is repeatable whatever the thread interleaving, and
+    resumable: the seeds depend on the run's seed and the epoch only.
     Validation clips are centred, centre-cropped and never jittered. With a RangeCache,
     clips come from each range's frames decoded once instead of from the video.
     """
@@ -113,30 +114,52 @@ def make_dataset(
     batch_size: int | None = None,
     seed: int | None = None,
     cache: RangeCache | None = None,
+    first_epoch: int = 0,
+    epochs: int = 1,
 ) -> tf.data.Dataset:
     """Batches of (clips, label indices): parallel decoding and prefetch.
 
-    Training reshuffles every epoch and drops the last partial batch, so every step has
-    one shape (one trace of the train step); over epochs every sample is still drawn.
+    Training yields epochs first_epoch .. epochs-1 one after another, len(samples) // batch_size
+    batches each (fit with that steps_per_epoch): each epoch a new order of the samples and
+    new clip draws, both from (seed, epoch) alone, so a run resumed at epoch k sees the same
+    data from there on as a run that never stopped. The last partial batch of an epoch is
+    dropped, so every step has one shape (one trace of the train step); over epochs every
+    sample is still drawn.
 
     Args:
         samples: the labelled ranges to draw clips from.
         config: n_frames, imgz, fps, augment and the default batch_size.
-        training: random starts, crops and jitter, reshuffled each epoch; else fixed centred clips.
+        training: random order, starts, crops and jitter per epoch; else fixed centred clips, once.
         batch_size: overrides config.batch_size.
-        seed: makes shuffling and clip draws repeatable.
+        seed: where training's order and clip draws come from (None: a random one).
         cache: a RangeCache to slice training clips from instead of decoding each one.
+        first_epoch: training only: the first epoch to yield (0-based).
+        epochs: training only: yield epochs up to this one (excluded).
 
     Returns:
         A prefetching tf.data.Dataset of (float32 clips, int32 labels).
     """
     loader = ClipLoader(samples, config, training=training, cache=cache)
     batch_size = batch_size or config.batch_size
-    indices = tf.data.Dataset.range(len(samples))
-    if training:
-        indices = indices.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
-    clip_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     clip_shape = [config.n_frames, config.imgz, config.imgz, 3]
+    if training:
+        per_epoch = (len(samples) // batch_size) * batch_size
+        run_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
+
+        def epoch_draws(epoch):
+            rng = np.random.default_rng([run_seed, int(epoch)])
+            order = rng.permutation(len(samples))[:per_epoch].astype(np.int64)
+            return order, rng.integers(0, 2**63 - 1, size=per_epoch, dtype=np.int64)
+
+        def epoch_slices(epoch):
+            order, clip_seeds = tf.numpy_function(epoch_draws, [epoch], (tf.int64, tf.int64), name="epoch_draws")
+            order.set_shape([per_epoch])
+            clip_seeds.set_shape([per_epoch])
+            return tf.data.Dataset.from_tensor_slices((order, clip_seeds))
+
+        pairs = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_slices)
+    else:
+        pairs = tf.data.Dataset.zip((tf.data.Dataset.range(len(samples)), tf.data.Dataset.range(len(samples))))
 
     def load(index, clip_seed):
         frames, label = tf.numpy_function(loader, [index, clip_seed], [tf.float32, tf.int32], name="read_clip")
@@ -144,7 +167,7 @@ def make_dataset(
         label.set_shape([])
         return frames, label
 
-    dataset = tf.data.Dataset.zip((indices, clip_seeds)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = pairs.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if not training and len(samples) * int(np.prod(clip_shape)) * 4 <= VALIDATION_CACHE_BYTES:
         dataset = dataset.cache()
     dataset = dataset.batch(batch_size, drop_remainder=training)

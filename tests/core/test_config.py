@@ -188,11 +188,22 @@ def test_unknown_key_from_other_tools_suggests_the_key_meant(unknown, meant, cap
     assert f"'{meant}'" in warning.getMessage()
 
 
-@pytest.mark.parametrize("key", ["learning_rate", "fps", "dropout_rate"])
+@pytest.mark.parametrize("key", ["learning_rate", "fps", "dropout_rate", "checkpoint_upload_minutes"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_numbers_are_refused(key, value):
     with pytest.raises(ConfigError, match=key):
         MovinetConfig.from_dict({key: value})
+
+
+@pytest.mark.parametrize("value", [-1, "ten", True])
+def test_a_checkpoint_upload_period_that_is_not_a_number_of_minutes_is_refused(value):
+    with pytest.raises(ConfigError, match=r"'checkpoint_upload_minutes'.*>= 0"):
+        MovinetConfig.from_dict({"checkpoint_upload_minutes": value})
+
+
+def test_a_checkpoint_upload_period_of_zero_means_every_epoch_and_is_allowed():
+    assert MovinetConfig.from_dict({"checkpoint_upload_minutes": 0}).checkpoint_upload_minutes == 0
+    assert MovinetConfig.from_dict({}).checkpoint_upload_minutes > 0  # a default that bounds lost work
 
 
 @pytest.mark.parametrize("configuration", ["abc", 5, [("imgz", 96)]])

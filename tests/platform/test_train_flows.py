@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 
 import dtlpy as dl
 import pytest
@@ -142,9 +143,9 @@ def test_a_failed_run_is_resumed_from_its_last_checkpoint_by_the_next_train_mode
 
     # The SDK's save-on-failure uploaded the checkpoints: nothing trained is lost.
     files = service.artifact_files(model.id)
-    assert {"checkpoints/last/" + RESUME_FILENAME, "checkpoints/best/" + METADATA_FILENAME} <= files
-    assert any(f.startswith("checkpoints/last/optimizer") for f in files)
-    with open(f"{service.artifacts_dir(model.id)}/checkpoints/last/{RESUME_FILENAME}") as file:
+    assert {"checkpoints/epoch-0002/" + RESUME_FILENAME, "checkpoints/epoch-0002/" + METADATA_FILENAME} <= files
+    assert any(f.startswith("checkpoints/epoch-0002/optimizer") for f in files)
+    with open(f"{service.artifacts_dir(model.id)}/checkpoints/epoch-0002/{RESUME_FILENAME}") as file:
         state = json.load(file)
     assert state["epochs_done"] == 2 and state["optimizer_step"] == 2 * steps_per_epoch
     failed_history = state["history"]
@@ -169,6 +170,57 @@ def test_a_failed_run_is_resumed_from_its_last_checkpoint_by_the_next_train_mode
     accuracy, loss = history["val_accuracy"], history["val_loss"]
     assert record["best_epoch"] == max(range(3), key=lambda e: (accuracy[e], -loss[e]))
     assert all(math.isfinite(v) for v in loss)
+
+
+class PodKilled(BaseException):
+    """What an OOM kill, eviction, preemption or timeout looks like to the SDK: no Python exception it
+    catches (it catches Exception), so its save-on-failure never runs and nothing after it does."""
+
+
+class KilledAfterEpoch(FailingProgress):
+    def update(self, progress=None, message=None, **kwargs):
+        if message and message.startswith(f"finished epoch: {self.fail_after_epoch}/"):
+            raise PodKilled()
+
+
+def remote_checkpoints(service, model) -> set[str]:
+    return {name.split("/")[1] for name in service.artifact_files(model.id) if name.startswith("checkpoints/")}
+
+
+def test_a_pod_killed_without_an_exception_is_resumed_from_the_checkpoint_uploaded_while_it_trained(
+    service, caplog, tmp_path
+):
+    model = clone_of_the_preset(service, num_epochs=3, checkpoint_upload_minutes=0)
+    samples = load_subset(service.data_root, "train", LABELS).samples
+    steps_per_epoch = len(samples) // min(SMALL["batch_size"], len(samples))
+
+    with pytest.raises(PodKilled):
+        MovinetAdapter().train_model(model, progress=KilledAfterEpoch(fail_after_epoch=1))
+
+    # Only the epoch callback's uploads reached the platform: the newest checkpoint and the
+    # best epoch's; the first upload's other folder was deleted when the second replaced it.
+    assert {name.split("/")[0] for name in service.artifact_files(model.id)} == {"checkpoints"}
+    output = next(tmp_path.glob("tmp/*/output"))
+    kept = {name for name in os.listdir(output / "checkpoints")}
+    assert "epoch-0002" in kept and remote_checkpoints(service, model) == kept
+    killed_history = json.loads((output / "checkpoints/epoch-0002" / RESUME_FILENAME).read_text())["history"]
+
+    # A new pod: nothing local survives, only the model's artifacts.
+    shutil.rmtree(tmp_path / "tmp")
+    shutil.rmtree(tmp_path / "dataloop", ignore_errors=True)
+    metrics_before = len(service.metrics)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        trained = MovinetAdapter().train_model(model)
+
+    assert "Resuming from epoch 2 of 3" in caplog.text
+    assert f"optimizer step {2 * steps_per_epoch}," in caplog.text
+    assert [{s.x for s in samples} for samples in service.metrics[metrics_before:]] == [{2}]  # epoch 3 only
+    assert trained.status == "trained" and service.artifact_files(model.id) == KEPT_ARTIFACTS
+    record = json.loads((tmp_path / "tmp" / model.id / "output" / HISTORY_FILENAME).read_text())
+    assert record["finished"] is True and len(record["history"]["loss"]) == 3
+    for key, values in killed_history.items():
+        assert record["history"][key][:2] == values
 
 
 def test_a_stream_model_is_refused_before_anything_is_downloaded(platform):

@@ -25,14 +25,9 @@ from adapter.core.config import ConfigError
 from adapter.datasets.layout import DatasetError, load_subset
 from adapter.model.hub import HubModelUnavailable
 from adapter.model.loading import METADATA_FILENAME, find_finetuned, load_model
+from adapter.training.checkpoints import epoch_dir, list_checkpoints
 from adapter.training.model import build_training_model, starting_model
-from adapter.training.outputs import (
-    BEST_CHECKPOINT,
-    CHECKPOINTS_DIRNAME,
-    CURVES_FILENAME,
-    HISTORY_FILENAME,
-    LAST_CHECKPOINT,
-)
+from adapter.training.outputs import CURVES_FILENAME, HISTORY_FILENAME
 from adapter.training.pipeline import make_dataset
 from adapter.video.inputs import local_video
 from tests.conftest import SMALL_TRAINING, model_entity, set_options
@@ -146,16 +141,22 @@ def test_the_input_pipeline_yields_batches_of_preprocessed_clips(motion_data):
     config = MovinetConfig.from_dict(SMALL)
     samples = load_subset(motion_data.root, "train", LABELS).samples  # 8 videos + 2 ranges of one
 
-    train = make_dataset(samples, config, training=True, seed=1)
-    batches = list(train)
-    assert len(batches) == len(samples) // 4  # the partial batch is dropped: one shape, one compile
-    clips, labels = batches[0]
+    steps = len(samples) // 4  # the partial batch is dropped: one shape, one compile
+    train = make_dataset(samples, config, training=True, seed=1, epochs=3)
+    epochs = [list(train)[e * steps : (e + 1) * steps] for e in range(3)]
+    assert len(list(train)) == 3 * steps
+    clips, labels = epochs[0][0]
     assert clips.shape == (4, 4, 32, 32, 3) and clips.dtype == tf.float32
     assert labels.dtype == tf.int32 and set(labels.numpy()) <= {0, 1}
     assert 0.0 <= float(tf.reduce_min(clips)) and float(tf.reduce_max(clips)) <= 1.0
     # Another epoch reshuffles and draws new starts and jitter.
-    again = list(train)
-    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(epochs[0], epochs[1]))
+    # A run resumed at epoch 2 gets the very clips an uninterrupted run gets in its epoch 2.
+    resumed = list(make_dataset(samples, config, training=True, seed=1, first_epoch=2, epochs=3))
+    assert len(resumed) == steps
+    for (clips, labels), (expected_clips, expected_labels) in zip(resumed, epochs[2]):
+        np.testing.assert_array_equal(clips, expected_clips)
+        np.testing.assert_array_equal(labels, expected_labels)
 
     validation = make_dataset(samples, config, training=False)
     first, second = [np.concatenate([c.numpy() for c, _ in validation]) for _ in range(2)]
@@ -243,9 +244,11 @@ def test_the_sdks_epoch_callback_is_called_after_every_epoch(trained):
     assert trained.epoch_calls == [(0, 3), (1, 3), (2, 3)]
 
 
-def test_output_path_holds_checkpoints_and_the_training_curves(trained):
-    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
-        info = find_finetuned(os.path.join(trained.output_path, CHECKPOINTS_DIRNAME, name))
+def test_output_path_holds_the_newest_and_the_best_checkpoint_and_the_training_curves(trained):
+    kept = {epochs for epochs, _ in list_checkpoints(trained.output_path)}
+    assert kept == {3, trained.history["best_epoch"] + 1}  # the others were removed
+    for epochs in kept:
+        info = find_finetuned(epoch_dir(trained.output_path, epochs))
         assert info is not None and info.labels == LABELS
     with open(os.path.join(trained.output_path, CURVES_FILENAME), "rb") as file:
         assert file.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -256,7 +259,7 @@ def test_the_epoch_with_the_best_validation_accuracy_is_kept(trained):
     accuracy, loss = history["val_accuracy"], history["val_loss"]
     best = max(range(3), key=lambda e: (accuracy[e], -loss[e]))
     assert trained.history["best_epoch"] == best
-    best_dir = os.path.join(trained.output_path, CHECKPOINTS_DIRNAME, BEST_CHECKPOINT)
+    best_dir = epoch_dir(trained.output_path, best + 1)
     assert trained.loaded_after_train.source == best_dir
     assert trained.loaded_after_train.labels == LABELS  # predict() now answers in the model's own labels
     assert {a["label"] for a in trained.annotations_after_train} <= set(LABELS)
