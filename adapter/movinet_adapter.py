@@ -7,6 +7,7 @@ feature instead. load/save: loading. train: training.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -30,10 +31,11 @@ from adapter.platform.items import ItemError, download_item, local_item
 from adapter.platform.offline_model import OfflineModel
 from adapter.runtime.backend import make_classifier, runtime_for
 from adapter.runtime.results import VideoPrediction
-from adapter.video.clips import Clip, base_clips, stream_windows
+from adapter.runtime.segments import SegmentOptions
+from adapter.video.clips import Clip, base_clips, spaced_clips, spaced_starts, stream_windows
 from adapter.video.inputs import VideoInput
 from adapter.video.prefetch import prefetch
-from adapter.video.preprocessing import preprocess_frame
+from adapter.video.preprocessing import preprocess_frame, preprocess_views
 from adapter.video.reader import VideoError, VideoReader
 
 logger = logging.getLogger(__name__)
@@ -298,17 +300,35 @@ class MovinetAdapter(dl.BaseModelAdapter):
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         config = self.config
         reader = VideoReader(video.path, fps=config.frame_rate, name=video.name)
+        if config.test_crops > 1:
+            # Multi-view testing: each frame becomes views x imgz x imgz x 3, a clip T x views x ...
+            preprocess = functools.partial(preprocess_views, imgz=config.imgz, crops=config.test_crops)
+        else:
+            preprocess = functools.partial(preprocess_frame, imgz=config.imgz)
         # Decode one clip ahead of the model; the bound keeps memory flat.
         frames = prefetch(
-            ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader),
+            ((frame.index, preprocess(frame.image)) for frame in reader),
             buffer_size=2 * config.n_frames,
         )
-        sampler = base_clips if config.model_mode == "base" else stream_windows
-        return sampler(frames, config.n_frames), reader
+        if config.model_mode != "base":
+            return stream_windows(frames, config.n_frames), reader
+        if config.test_clips > 0:
+            expected = reader.expected_kept_frames
+            if expected is not None:
+                starts = spaced_starts(expected, config.n_frames, config.test_clips)
+                return spaced_clips(frames, config.n_frames, starts), reader
+            logger.warning(
+                "Video %r declares no frame count or duration: its clips tile it instead of %d spaced clips (test_clips)",
+                video.name,
+                config.test_clips,
+            )
+        return base_clips(frames, config.n_frames), reader
 
     def classify_video(self, video: VideoInput) -> tuple[VideoPrediction, VideoReader]:
         """Decode, preprocess and classify one video; returns the prediction and the finished reader."""
         clips, reader = self.video_clips(video)
+        if self.config.test_crops > 1:
+            return self.classifier.classify_views(clips, self.config.view_fusion), reader
         return self.classifier.classify(clips), reader
 
     def predict_video(self, video: VideoInput) -> dl.AnnotationCollection:
@@ -329,6 +349,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
             else self.config.temporal_annotations,
             model_name=entity.name if entity is not None else None,
             model_id=entity.id if entity is not None else None,
+            segment_options=SegmentOptions.from_config(self.config),
+            source_fps=reader.source_fps,
         )
 
     # ------------------------------------------------------------------ embeddings
@@ -355,6 +377,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
     def embed_video(self, video: VideoInput) -> np.ndarray:
         """The video's embedding: its pooled backbone feature over the clips predict uses, unit length."""
         clips, _ = self.video_clips(video)
+        if self.config.test_crops > 1:
+            return self.classifier.embed_views(clips, self.config.view_fusion)
         return self.classifier.embed(clips)
 
     # ------------------------------------------------------------------ training
