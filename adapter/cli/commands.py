@@ -137,6 +137,7 @@ def run_watch(args) -> int:
             fps=config.frame_rate,
             every=args.every,
             top_k=config.top_k,
+            smoothing_seconds=config.temporal_smoothing,
         )
         for period in periods:
             print(json.dumps(period.to_json()), flush=True)

@@ -13,11 +13,14 @@ as soon as its last frame has run:
 at its last frame's slot end). ``frames``: frames the model saw in it. ``top_k``: the
 stream model's output after the period's last frame (it pools every frame seen so far,
 what predict reports for a whole video). ``top1``: the period's own label, the mean of
-its frames' own probabilities.
+its frames' own probabilities; with ``temporal_smoothing`` (seconds) the mean also takes in
+the frames of that many seconds before the period's last frame (a causal window: nothing
+later than the period is waited for).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fractions
 import math
@@ -93,6 +96,7 @@ def watch_periods(
     fps: float,
     every: float = 1.0,
     top_k: int = 3,
+    smoothing_seconds: float = 0.0,
 ) -> Iterator[PeriodResult]:
     """Run the stream classifier frame by frame and yield one result per period, as each closes.
 
@@ -104,6 +108,8 @@ def watch_periods(
         fps: the rate the frames' slots count in.
         every: the period length, seconds of source time.
         top_k: labels per result.
+        smoothing_seconds: top1 also averages the frames of this many seconds up to the
+            period's last frame (0: the period's own frames only).
     Returns:
         An iterator of PeriodResult; the last, possibly partial, period when the frames end.
     """
@@ -111,14 +117,21 @@ def watch_periods(
         raise ValueError(f"every must be a positive number of seconds, got {every!r}")
     periods = _Periods(fps, every)
     windows = (Clip(frame.image[None], frame.slot, frame.slot) for frame in frames)
-    current = None  # the open period: [index, own probability sum, frames, last slot, probabilities so far]
+    # The open period: [index, own probability sum, frames, last slot, probabilities so far, first slot]
+    current = None
+    window_slots = smoothing_seconds * fps
+    # The latest frames' own probabilities, enough for the smoothing window and one period.
+    recent = collections.deque(maxlen=math.ceil(window_slots) + math.ceil(every * fps) + 2)
 
     def close() -> PeriodResult:
-        period, own_sum, count, last, so_far = current
+        period, own_sum, count, last, so_far, first = current
         start = float(period * periods.every)
         end = float(min((period + 1) * periods.every, (last + 1) / periods.fps))
         best = np.argsort(-so_far, kind="stable")[:top_k]  # ties: the lower class index first, as argmax
         own = own_sum / count
+        if window_slots > 0:
+            since = min(first, last - window_slots + 1)
+            own = np.mean([p for slot, p in recent if since <= slot <= last], axis=0)
         own_best = int(np.argmax(own))
         return PeriodResult(
             start, end, count, [(labels[i], float(so_far[i])) for i in best], (labels[own_best], float(own[own_best]))
@@ -131,7 +144,9 @@ def watch_periods(
             yield close()
             current = None
         if current is None:
-            current = [period, np.zeros_like(segment.probabilities), 0, slot, so_far]
+            current = [period, np.zeros_like(segment.probabilities), 0, slot, so_far, slot]
+        if window_slots > 0:
+            recent.append((slot, segment.probabilities))
         current[1] = current[1] + segment.probabilities
         current[2] += 1
         current[3], current[4] = slot, so_far
