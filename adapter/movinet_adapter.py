@@ -239,7 +239,30 @@ class MovinetAdapter(dl.BaseModelAdapter):
             filters = self._dataset_run.scoring_filters(filters)
         scoring_bars = progress_bars_on_terminal_only(SCORING_MODULE)
         with tempfile.TemporaryDirectory(prefix="movinet-scoring-") as folder, scoring_bars:
-            return super().evaluate(model, downloading_annotations_to(dataset, folder), filters)
+            result = super().evaluate(model, downloading_annotations_to(dataset, folder), filters)
+            if self.config.evaluate_temporal_annotations:
+                self._report_segment_metrics(folder, model)
+            return result
+
+    def _report_segment_metrics(self, folder: str, model) -> None:
+        """Log the temporal segment metrics of the run's items and send them as the model's metrics."""
+        from adapter.evaluation.segment_metrics import format_segment_report
+        from adapter.platform.segment_scoring import segment_summary
+
+        summary = segment_summary(folder, model.name)
+        if summary is None:
+            logger.warning("No item had both labelled ranges and temporal annotations: no segment metrics")
+            return
+        logger.info("%s", format_segment_report(summary))
+        values = [("frame accuracy", summary["frame_accuracy"]), ("segment F1@0.5", summary["f1_at_50"])]
+        values.append(("edit", summary["edit"]))
+        samples = [
+            dl.PlotSample(figure="temporal segments", legend=legend, x=0, y=value)
+            for legend, value in values
+            if value is not None
+        ]
+        if self._reports_to_platform():
+            model.metrics.create(samples=samples, dataset_id=model.dataset_id)
 
     def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:
         """process(video) for each video; a failure is logged, recorded and answered by failed_result(video)."""

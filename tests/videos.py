@@ -20,7 +20,6 @@ Patterns (all frames are BGR, the cv2 convention):
 from __future__ import annotations
 
 import fractions
-import itertools
 import os
 import struct
 from collections.abc import Iterable, Iterator
@@ -380,19 +379,35 @@ def write_switching_video(
 ) -> list[tuple[int, int]]:
     """A "moving_square" video whose motion switches: parts is [(direction, frames)] in order.
 
-    The background is the same throughout (one seed); only the motion changes at each switch.
-    Written as MJPEG .avi (sharp edges, every frame a key frame).
+    The background is the same throughout (one seed) and the square goes on from where it
+    was, so only its motion changes at each switch ((0, 0): it stands still). Written as
+    MJPEG .avi (sharp edges, every frame a key frame).
 
     Returns:
         Each part's (first frame, last frame), the ground truth of its switch times.
     """
+    # The background and first position of "moving_square" with this seed.
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, _BACKGROUND_MAX + 1, size=(height, width, 3)).astype(np.uint8)
+    background = cv2.GaussianBlur(background, (0, 0), sigmaX=1.0)
+    x, y = square_position(0, width=width, height=height, seed=seed)
+    side = square_size(width, height)
+
+    def frames():
+        nonlocal x, y
+        for (dx, dy), count in parts:
+            for _ in range(count):
+                image = background.copy()
+                image[np.ix_((y + np.arange(side)) % height, (x + np.arange(side)) % width)] = _SQUARE_VALUE
+                yield image
+                x, y = (x + dx) % width, (y + dy) % height
+
     parts = list(parts)
-    images, bounds, start = [], [], 0
-    for direction, count in parts:
-        images.append(generate_frames(frames=count, width=width, height=height, direction=direction, seed=seed))
+    bounds, start = [], 0
+    for _, count in parts:
         bounds.append((start, start + count - 1))
         start += count
-    write_frames(os.fspath(path), itertools.chain(*images), fps=fps, width=width, height=height)
+    write_frames(os.fspath(path), frames(), fps=fps, width=width, height=height)
     return bounds
 
 
