@@ -3,9 +3,9 @@
 temporal_ranges (runtime.results) labels each clip with its own top-1 and merges equal
 neighbours, so one noisy clip splits a long action in three. clean_temporal_ranges does, in order:
 
-1. smoothing: each clip's probabilities become the mean of the clips whose centre lies within
-   smoothing_seconds around its own (base: a centred window) or whose end lies within the
-   smoothing_seconds up to its own end (stream and watch: a causal window, only the past);
+1. smoothing: each clip's probabilities become the mean of the clips that overlap a window of
+   smoothing_seconds centred on its own centre (base) or ending at its own last frame (stream
+   and watch: a causal window, only the past);
 2. labelling: the smoothed top-1, or no label where its probability is under min_confidence;
 3. runs: equal neighbours merge, stretched to tile the video as temporal_ranges does;
 4. minimum length: while a run is shorter than min_segment_seconds (and there is more than
@@ -67,22 +67,22 @@ def smooth_probabilities(
         first, last: each clip's own first and last source frame, in time order.
         probabilities: (clips, classes).
         window_frames: the window's length in source frames (0: unchanged).
-        causal: average the clips that end within window_frames up to this clip's end
-            (the past only), instead of those whose centre is within window_frames / 2.
+        causal: average the clips that overlap the window_frames up to this clip's end (the
+            past only), instead of those overlapping a window of window_frames centred on it.
     Returns:
         (clips, classes) float32.
     """
     probabilities = np.asarray(probabilities, np.float32)
     if window_frames <= 0 or len(probabilities) < 2:
         return probabilities
-    ends = np.asarray(last, np.float64)
-    centres = (np.asarray(first, np.float64) + ends) / 2
+    starts, ends = np.asarray(first, np.float64), np.asarray(last, np.float64)
+    centres = (starts + ends) / 2
     smoothed = np.empty_like(probabilities)
     for i in range(len(probabilities)):
         if causal:
             members = (ends <= ends[i]) & (ends > ends[i] - window_frames)
         else:
-            members = np.abs(centres - centres[i]) <= window_frames / 2
+            members = (starts <= centres[i] + window_frames / 2) & (ends >= centres[i] - window_frames / 2)
         members[i] = True
         smoothed[i] = probabilities[members].mean(axis=0)
     return smoothed

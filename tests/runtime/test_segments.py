@@ -58,7 +58,7 @@ def test_smoothing_removes_one_noisy_clip_that_splits_an_action_in_three():
     segments = clip_segments(probabilities)
     assert len(temporal_ranges(segments, LABELS, 39)) == 3
 
-    # 2 s at 10 fps = 20 frames: the noisy clip's centred window holds five clips.
+    # 2 s at 10 fps = 20 frames: the window centred on the noisy clip overlaps five clips.
     got = clean_temporal_ranges(segments, LABELS, 39, 10.0, SegmentOptions(smoothing_seconds=2.0))
 
     assert spans(got) == [("left", 0, 39)]
@@ -135,3 +135,13 @@ def test_switches_of_a_generated_video_are_found_within_one_clip(tmp_path, smoot
         assert abs(found.first_frame - first) <= clip_span
         assert abs(found.last_frame - last) <= clip_span
     assert all(r.last_frame - r.first_frame + 1 >= 2.0 * reader.source_fps for r in got)
+
+
+def test_a_centred_window_takes_in_every_clip_it_overlaps():
+    # Clips of 4 frames at 5 fps (0.8 s): a 1 s window centred on a clip reaches into both neighbours.
+    probabilities = np.stack([confident(0), confident(1), confident(0)])
+
+    smoothed = smooth_probabilities([0, 4, 8], [3, 7, 11], probabilities, 5.0, causal=False)
+
+    np.testing.assert_allclose(smoothed[1], probabilities.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(smoothed[0], probabilities[:2].mean(axis=0), rtol=1e-6)
