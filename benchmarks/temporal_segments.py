@@ -39,7 +39,9 @@ SETTINGS = (
     ("off (today)", {}),
     ("temporal_smoothing 1 s", {"temporal_smoothing": 1}),
     ("temporal_smoothing 2 s", {"temporal_smoothing": 2}),
+    ("temporal_smoothing 3 s", {"temporal_smoothing": 3}),
     ("min_segment_seconds 2", {"min_segment_seconds": 2}),
+    ("min_segment_seconds 3", {"min_segment_seconds": 3}),
     ("temporal_smoothing 1 s + min_segment_seconds 2", {"temporal_smoothing": 1, "min_segment_seconds": 2}),
 )
 DIRECTIONS = {"left": (-6, 0), "right": (6, 0)}
