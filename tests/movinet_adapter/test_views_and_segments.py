@@ -45,7 +45,7 @@ def test_presets_without_the_new_keys_predict_what_the_centre_crop_tiling_path_g
         assert key not in configuration
     adapter = MovinetAdapter(model_entity=model_entity(configuration, name=f"preset-{mode}", model_id=f"p-{mode}"))
     config = adapter.config
-    path = write_video(tmp_path / "v.mp4", frames=70, fps=10, width=96, height=64, seed=4)
+    path = write_video(tmp_path / "v.mp4", frames=40, fps=10, width=96, height=64, seed=4)
 
     (collection,) = adapter.predict([local_video(path)])
 
@@ -58,9 +58,9 @@ def test_presets_without_the_new_keys_predict_what_the_centre_crop_tiling_path_g
     else:
         expected = StreamVideoClassifier(adapter.loaded.model).classify(stream_windows(frames, config.n_frames))
     labels = adapter.loaded.labels
-    want_video = [(label, 0, 69, p) for label, p in top_k_labels(expected.probabilities, labels, config.top_k)]
+    want_video = [(label, 0, 39, p) for label, p in top_k_labels(expected.probabilities, labels, config.top_k)]
     want_segments = [
-        (r.label, r.first_frame, r.last_frame, r.confidence) for r in temporal_ranges(expected.segments, labels, 69)
+        (r.label, r.first_frame, r.last_frame, r.confidence) for r in temporal_ranges(expected.segments, labels, 39)
     ]
     got_video, got_segments = annotations_of(collection, "video"), annotations_of(collection, "segment")
     assert [g[:3] for g in got_video] == [w[:3] for w in want_video]

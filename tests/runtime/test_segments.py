@@ -145,3 +145,13 @@ def test_a_centred_window_takes_in_every_clip_it_overlaps():
 
     np.testing.assert_allclose(smoothed[1], probabilities.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(smoothed[0], probabilities[:2].mean(axis=0), rtol=1e-6)
+
+
+def test_stream_models_smooth_over_the_past_only_and_base_models_over_a_centred_window():
+    keys = {"temporal_smoothing": 2, "min_segment_seconds": 1.5, "segment_min_confidence": 0.4}
+
+    stream = SegmentOptions.from_config(MovinetConfig.from_dict({"model_mode": "stream", **keys}))
+    base = SegmentOptions.from_config(MovinetConfig.from_dict({"model_mode": "base", **keys}))
+
+    assert stream == SegmentOptions(2.0, 1.5, 0.4, causal=True)
+    assert base == SegmentOptions(2.0, 1.5, 0.4, causal=False)
