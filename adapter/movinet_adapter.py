@@ -59,10 +59,11 @@ from adapter.platform.items import ItemError, check_subsets_fit, download_item, 
 from adapter.platform.offline_model import OfflineModel
 from adapter.runtime.backend import make_classifier, runtime_for
 from adapter.runtime.results import VideoPrediction
-from adapter.video.clips import Clip, base_clips, stream_windows
+from adapter.runtime.segments import SegmentOptions
+from adapter.video.clips import Clip, base_clips, spaced_clips, spaced_starts, stream_windows
 from adapter.video.inputs import VideoInput
 from adapter.video.prefetch import prefetch
-from adapter.video.preprocessing import preprocess_frame
+from adapter.video.preprocessing import preprocess_frame, preprocess_views
 from adapter.video.reader import VideoReader
 
 logger = logging.getLogger(__name__)
@@ -342,7 +343,29 @@ class MovinetAdapter(dl.BaseModelAdapter):
         scoring_bars = progress_bars_on_terminal_only(SCORING_MODULE)
         with tempfile.TemporaryDirectory(prefix="movinet-scoring-") as folder, scoring_bars:
             super().evaluate(scored_as, downloading_annotations_to(dataset, folder, unscored), filters)
+            if self.config.evaluate_temporal_annotations:
+                self._report_segment_metrics(folder, scored_as)
         return model
+
+    def _report_segment_metrics(self, folder: str, model) -> None:
+        """Log the temporal segment metrics of the run's items and send them as the model's metrics."""
+        from adapter.evaluation.segment_metrics import format_segment_report
+        from adapter.platform.segment_scoring import segment_summary
+
+        summary = segment_summary(folder, model.name)
+        if summary is None:
+            logger.warning("No item had both labelled ranges and temporal annotations: no segment metrics")
+            return
+        logger.info("%s", format_segment_report(summary))
+        values = [("frame accuracy", summary["frame_accuracy"]), ("segment F1@0.5", summary["f1_at_50"])]
+        values.append(("edit", summary["edit"]))
+        samples = [
+            dl.PlotSample(figure="temporal segments", legend=legend, x=0, y=value)
+            for legend, value in values
+            if value is not None
+        ]
+        if self._reports_to_platform():
+            model.metrics.create(samples=samples, dataset_id=model.dataset_id)
 
     def _each_video(self, batch: list, process: Callable, failed_result: Callable) -> list:
         """process(video) for each video; a failure is logged, recorded and answered by failed_result(video)."""
@@ -410,17 +433,35 @@ class MovinetAdapter(dl.BaseModelAdapter):
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         config = self.config
         reader = VideoReader(video.path, fps=config.frame_rate, name=video.name)
+        if config.test_crops > 1:
+            # Multi-view testing: each frame becomes views x imgz x imgz x 3, a clip T x views x ...
+            preprocess = functools.partial(preprocess_views, imgz=config.imgz, crops=config.test_crops)
+        else:
+            preprocess = functools.partial(preprocess_frame, imgz=config.imgz)
         # Decode one clip ahead of the model; the bound keeps memory flat.
         frames = prefetch(
-            ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader),
+            ((frame.index, preprocess(frame.image)) for frame in reader),
             buffer_size=2 * config.n_frames,
         )
-        sampler = base_clips if config.model_mode == "base" else stream_windows
-        return sampler(frames, config.n_frames), reader
+        if config.model_mode != "base":
+            return stream_windows(frames, config.n_frames), reader
+        if config.test_clips > 0:
+            expected = reader.expected_kept_frames
+            if expected is not None:
+                starts = spaced_starts(expected, config.n_frames, config.test_clips)
+                return spaced_clips(frames, config.n_frames, starts), reader
+            logger.warning(
+                "Video %r declares no frame count or duration: its clips tile it instead of %d spaced clips (test_clips)",
+                video.name,
+                config.test_clips,
+            )
+        return base_clips(frames, config.n_frames), reader
 
     def classify_video(self, video: VideoInput) -> tuple[VideoPrediction, VideoReader]:
         """Decode, preprocess and classify one video; returns the prediction and the finished reader."""
         clips, reader = self.video_clips(video)
+        if self.config.test_crops > 1:
+            return self.classifier.classify_views(clips, self.config.view_fusion), reader
         return self.classifier.classify(clips), reader
 
     def predict_video(self, video: VideoInput) -> dl.AnnotationCollection:
@@ -440,6 +481,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
             temporal=self.config.evaluate_temporal_annotations if evaluating_as else self.config.temporal_annotations,
             model_name=evaluating_as or (entity.name if entity is not None else None),
             model_id=entity.id if entity is not None else None,
+            segment_options=SegmentOptions.from_config(self.config),
+            source_fps=reader.source_fps,
         )
         return name_predictions(collection, evaluating_as) if evaluating_as else collection
 
@@ -478,6 +521,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
     def embed_video(self, video: VideoInput) -> np.ndarray:
         """The video's embedding: its pooled backbone feature over the clips predict uses, unit length."""
         clips, _ = self.video_clips(video)
+        if self.config.test_crops > 1:
+            return self.classifier.embed_views(clips, self.config.view_fusion)
         return self.classifier.embed(clips)
 
     # ------------------------------------------------------------------ training

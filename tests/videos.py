@@ -403,3 +403,79 @@ def mark_ts_packets_corrupt(data: bytes, start_fraction: float, count: int = 3) 
             0, 256, TS_PACKET_SIZE - 4, dtype=np.uint8
         ).tobytes()
     return bytes(damaged)
+
+
+def write_switching_video(
+    path: str | os.PathLike,
+    parts: Iterable[tuple[tuple[int, int], int]],
+    *,
+    fps: float = 10.0,
+    width: int = 48,
+    height: int = 48,
+    seed: int = 0,
+) -> list[tuple[int, int]]:
+    """A "moving_square" video whose motion switches: parts is [(direction, frames)] in order.
+
+    The background is the same throughout (one seed) and the square goes on from where it
+    was, so only its motion changes at each switch ((0, 0): it stands still). Written as
+    MJPEG .avi (sharp edges, every frame a key frame).
+
+    Returns:
+        Each part's (first frame, last frame), the ground truth of its switch times.
+    """
+    # The background and first position of "moving_square" with this seed.
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, _BACKGROUND_MAX + 1, size=(height, width, 3)).astype(np.uint8)
+    background = cv2.GaussianBlur(background, (0, 0), sigmaX=1.0)
+    x, y = square_position(0, width=width, height=height, seed=seed)
+    side = square_size(width, height)
+
+    def frames():
+        nonlocal x, y
+        for (dx, dy), count in parts:
+            for _ in range(count):
+                image = background.copy()
+                image[np.ix_((y + np.arange(side)) % height, (x + np.arange(side)) % width)] = _SQUARE_VALUE
+                yield image
+                x, y = (x + dx) % width, (y + dy) % height
+
+    parts = list(parts)
+    bounds, start = [], 0
+    for _, count in parts:
+        bounds.append((start, start + count - 1))
+        start += count
+    write_frames(os.fspath(path), frames(), fps=fps, width=width, height=height)
+    return bounds
+
+
+def generate_wide_action_frames(
+    *,
+    frames: int,
+    width: int,
+    height: int,
+    region: int,
+    direction: tuple[int, int],
+    seed: int = 0,
+) -> Iterator[np.ndarray]:
+    """Wide frames (width >= 3 x height) whose action happens in one third only.
+
+    A static textured background over the whole frame; a bright square moves by direction
+    per frame inside third `region` (0 left, 1 centre, 2 right), wrapping within it. A
+    centre crop sees region 1 only, so the action of regions 0 and 2 is cut off by it.
+    """
+    if width < 3 * height:
+        raise ValueError(f"need width >= 3 x height for three thirds, got {width}x{height}")
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, _BACKGROUND_MAX + 1, size=(height, width, 3)).astype(np.uint8)
+    background = cv2.GaussianBlur(background, (0, 0), sigmaX=1.0)
+    third = width // 3
+    left = region * third
+    side = square_size(third, height)
+    x0, y0 = int(rng.integers(0, third)), int(rng.integers(0, height))
+    dx, dy = direction
+    for i in range(frames):
+        image = background.copy()
+        rows = (y0 + dy * i + np.arange(side)) % height
+        cols = left + (x0 + dx * i + np.arange(side)) % third
+        image[np.ix_(rows, cols)] = _SQUARE_VALUE
+        yield image

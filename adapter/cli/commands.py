@@ -184,6 +184,7 @@ def run_watch(args) -> int:
             fps=config.frame_rate,
             every=args.every,
             top_k=config.top_k,
+            smoothing_seconds=config.temporal_smoothing,
         )
         for period in periods:
             print(json.dumps(period.to_json()), flush=True)
@@ -314,18 +315,26 @@ def run_evaluate(args) -> int:
     from tqdm import tqdm
 
     from adapter.cli import evaluate
-    from adapter.evaluation import metrics, plots, subset
+    from adapter.evaluation import metrics, plots, segment_metrics, subset
 
     check_output_file(args.output)
     check_output_file(args.plot, "--plot")
     items, skipped = subset.evaluation_items(args.data_dir, args.subset)
     adapter = loaded_adapter(args)
+    # Temporal annotations asked for: their segments are scored against the labelled ranges too.
+    segment_scores = [] if adapter.config.temporal_annotations else None
     scores, failed = evaluate.predict_items(
-        adapter, items, progress=lambda videos: tqdm(videos, desc="videos", unit="video", disable=None)
+        adapter,
+        items,
+        progress=lambda videos: tqdm(videos, desc="videos", unit="video", disable=None),
+        segment_scores=segment_scores,
     )
     summary = metrics.summarize(scores, adapter.loaded.labels)
     print(f"Evaluated {args.model} on subset {args.subset!r} of {args.data_dir}")
     print(metrics.format_report(summary))
+    if segment_scores is not None:
+        summary["segments"] = segment_metrics.summarize_segments(segment_scores)
+        print(segment_metrics.format_segment_report(summary["segments"]))
     for name, reason in skipped:
         print(f"skipped {name}: {reason}")
     plot = args.plot or (os.path.splitext(args.output)[0] + ".png" if args.output else None)

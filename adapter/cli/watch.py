@@ -13,11 +13,14 @@ as soon as its last frame has run:
 at its last frame's slot end). ``frames``: frames the model saw in it. ``top_k``: the
 stream model's output after the period's last frame (it pools every frame seen so far,
 what predict reports for a whole video). ``top1``: the period's own label, the mean of
-its frames' own probabilities.
+its frames' own probabilities; with ``temporal_smoothing`` (seconds) the mean also takes in
+the frames of that many seconds before the period's last frame (a causal window: nothing
+later than the period is waited for).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fractions
 import math
@@ -61,6 +64,7 @@ class _OpenPeriod:
 
     index: int
     own_sum: np.ndarray
+    first_slot: int = 0
     frames: int = 0
     last_slot: int = -1
     so_far: np.ndarray | None = None
@@ -110,6 +114,7 @@ def watch_periods(
     fps: float,
     every: float = 1.0,
     top_k: int = 3,
+    smoothing_seconds: float = 0.0,
 ) -> Iterator[PeriodResult]:
     """Run the stream classifier frame by frame and yield one result per period, as each closes.
 
@@ -121,6 +126,8 @@ def watch_periods(
         fps: the rate the frames' slots count in.
         every: the period length, seconds of source time.
         top_k: labels per result.
+        smoothing_seconds: top1 also averages the frames of this many seconds up to the
+            period's last frame (0: the period's own frames only).
     Returns:
         An iterator of PeriodResult; the last, possibly partial, period when the frames end.
     """
@@ -129,11 +136,17 @@ def watch_periods(
     periods = _Periods(fps, every)
     windows = (Clip(frame.image[None], frame.slot, frame.slot) for frame in frames)
     current: _OpenPeriod | None = None
+    window_slots = smoothing_seconds * fps
+    # The latest frames' own probabilities, enough for the smoothing window and one period.
+    recent = collections.deque(maxlen=math.ceil(window_slots) + math.ceil(every * fps) + 2)
 
     def close(period: _OpenPeriod) -> PeriodResult:
         start = float(period.index * periods.every)
         end = float(min((period.index + 1) * periods.every, (period.last_slot + 1) / periods.fps))
         own = period.own_sum / period.frames
+        if window_slots > 0:  # causal: the frames of the window up to the period's last one
+            since = min(period.first_slot, period.last_slot - window_slots + 1)
+            own = np.mean([p for slot, p in recent if since <= slot <= period.last_slot], axis=0)
         # Ties: the lower class index first, as argmax.
         return PeriodResult(
             start, end, period.frames, top_k_labels(period.so_far, labels, top_k), top_k_labels(own, labels, 1)[0]
@@ -146,7 +159,9 @@ def watch_periods(
             yield close(current)
             current = None
         if current is None:
-            current = _OpenPeriod(index, np.zeros_like(segment.probabilities))
+            current = _OpenPeriod(index, np.zeros_like(segment.probabilities), first_slot=slot)
+        if window_slots > 0:
+            recent.append((slot, segment.probabilities))
         current.add(slot, segment.probabilities, so_far)
         if slot >= periods.last_slot(index):
             yield close(current)

@@ -71,6 +71,9 @@ CLIP_MEMORY_BOUND_BYTES = 16 * 2**30
 MAX_CLIP_PIXELS = CLIP_MEMORY_BOUND_BYTES // ACTIVATION_BYTES_PER_PIXEL  # n_frames x imgz x imgz
 # One frame alone may take the whole bound: imgz up to isqrt(MAX_CLIP_PIXELS) = 5792.
 MAX_IMGZ = math.isqrt(MAX_CLIP_PIXELS)
+# Multi-view testing (base): views per clip, and how their probabilities become the clip's.
+TEST_CROPS = (1, 3)
+VIEW_FUSIONS = ("mean", "max_confidence")
 
 
 class ConfigError(UsageError, ValueError):
@@ -127,6 +130,19 @@ class MovinetConfig:
     def model_name(self) -> str:
         """The variant and mode as one name, e.g. "movinet-a0-base"."""
         return model_name(self.model_id, self.model_mode)
+
+    # Multi-view testing (base): 1 centre crop, or 3 square crops along the frame's long side.
+    test_crops: int = 1
+    # How the views' probabilities make a clip's: "mean" (average) or "max_confidence" (the surest view).
+    view_fusion: str = "mean"
+    # Clips per video (base): 0 tiles the whole video; N > 0 takes N evenly spaced clips.
+    test_clips: int = 0
+    # Temporal segments: seconds of clips (base: centred) or windows (stream: causal) averaged; 0 = off.
+    temporal_smoothing: float = 0.0
+    # Temporal segments shorter than this (seconds) join the neighbour they fit best; 0 = off.
+    min_segment_seconds: float = 0.0
+    # A temporal span whose (smoothed) top probability is below this gets no label; 0 = off.
+    segment_min_confidence: float = 0.0
 
     @property
     def frame_rate(self) -> float:
@@ -236,6 +252,28 @@ class MovinetConfig:
             _check_int(self, "embeddings_size", minimum=1)
         if self.runtime is not None:
             _check_choice(self, "runtime", RUNTIMES)
+        self._validate_views_and_segments()
+
+    def _validate_views_and_segments(self) -> None:
+        if (
+            isinstance(self.test_crops, bool)
+            or not isinstance(self.test_crops, int)
+            or self.test_crops not in TEST_CROPS
+        ):
+            _fail("test_crops", self.test_crops, "1 (centre crop) or 3 (three crops along the long side)")
+        _check_choice(self, "view_fusion", VIEW_FUSIONS)
+        _check_int(self, "test_clips", minimum=0)
+        for key in ("temporal_smoothing", "min_segment_seconds"):
+            _check_number(self, key, minimum=0.0)
+        _check_number(self, "segment_min_confidence", minimum=0.0, exclusive_maximum=1.0)
+        if self.model_mode == "stream":
+            # A stream model carries its states through every frame in order: one view, every window.
+            for key, off in (("test_crops", 1), ("test_clips", 0)):
+                if getattr(self, key) != off:
+                    raise ConfigError(
+                        f"configuration key {key!r}: {getattr(self, key)!r} applies to base models only; "
+                        f"set it to {off} or use model_mode 'base'. Received: model_mode='stream'"
+                    )
 
     def _check_clip_memory(self) -> None:
         """imgz alone, then n_frames at this imgz, within the clip memory bound (see MAX_CLIP_PIXELS)."""

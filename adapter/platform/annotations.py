@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import dtlpy as dl
 
 from adapter.runtime.results import VideoPrediction, temporal_ranges, top_k_labels
+from adapter.runtime.segments import SegmentOptions, clean_temporal_ranges
 from adapter.video.clips import LabelledRange
 
 logger = logging.getLogger(__name__)
@@ -30,14 +31,37 @@ def build_annotations(
     temporal: bool,
     model_name: str | None = None,
     model_id: str | None = None,
+    segment_options: SegmentOptions | None = None,
+    source_fps: float = 0.0,
 ) -> dl.AnnotationCollection:
+    """The video's class annotations: top_k over the whole video, and the temporal ones when asked.
+
+    Args:
+        prediction: the classifier's VideoPrediction.
+        labels: the model's labels by class index.
+        item: the item the annotations belong to.
+        num_frames: the item's frames (its last frame is num_frames - 1).
+        top_k: video-level annotations.
+        temporal: also annotate segments.
+        model_name, model_id: recorded in each annotation's model_info.
+        segment_options: smoothing, minimum length and confidence floor of the temporal
+            annotations (runtime.segments); None or all off: each clip's top-1, equal neighbours merged.
+        source_fps: the item's frame rate (turns the options' seconds into frames).
+    Returns:
+        The dl.AnnotationCollection.
+    """
     collection = dl.AnnotationCollection(item=item)
     last_frame = num_frames - 1
     video_level = [
         LabelledRange(label, 0, last_frame, confidence)
         for label, confidence in top_k_labels(prediction.probabilities, labels, top_k)
     ]
-    temporal_level = temporal_ranges(prediction.segments, labels, last_frame) if temporal else []
+    if not temporal:
+        temporal_level = []
+    elif segment_options is not None and segment_options.active:
+        temporal_level = clean_temporal_ranges(prediction.segments, labels, last_frame, source_fps, segment_options)
+    else:
+        temporal_level = temporal_ranges(prediction.segments, labels, last_frame)
     for level, ranges in (("video", video_level), ("segment", temporal_level)):
         for labelled in ranges:
             collection.add(

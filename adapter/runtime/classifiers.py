@@ -14,17 +14,17 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from adapter.runtime.results import (  # The head's global average pool keeps a running sum and frame count in the stream states.
+from adapter.runtime.results import (
     Segment,
     VideoPrediction,
     softmax,
     unit_vector,
 )
+from adapter.runtime.views import fuse_views, view_weights
 from adapter.video.clips import Clip
 
+# The head's global average pool keeps a running sum and frame count in the stream states.
 _HEAD_POOL_SUM = "state_head_pool_buffer"
-
-
 _HEAD_POOL_COUNT = "state_head_pool_frame_count"
 
 
@@ -45,6 +45,73 @@ class ClipClassifier:
 
     def _features(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
         raise NotImplementedError
+
+    def _logits_and_features(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray, np.ndarray]]:
+        raise NotImplementedError
+
+    def _fused_views(self, clips: Iterable[Clip], fusion: str, features: bool) -> Iterator[tuple]:
+        """(clip, fused probabilities, fused feature or None) per multi-view clip, in order.
+
+        Each view (clip.frames[:, v]) runs as a clip of its own, so batching and the TF Lite
+        clip model (one clip shape) are those of single-view clips.
+        """
+        waiting: list[Clip] = []  # multi-view clips whose views have gone to the model
+
+        def views():
+            for clip in clips:
+                if np.ndim(clip.frames) != 5:
+                    raise ValueError(f"a multi-view clip is T x views x H x W x 3. Received: {np.shape(clip.frames)}")
+                waiting.append(clip)
+                for view in range(clip.frames.shape[1]):
+                    yield Clip(clip.frames[:, view], clip.first_index, clip.last_index)
+
+        outputs = self._logits_and_features(views()) if features else self._logits(views())
+        done_probabilities: list[np.ndarray] = []
+        done_features: list[np.ndarray] = []
+        for output in outputs:
+            batch, logits = output[0], output[1]
+            done_probabilities.extend(softmax(logits))
+            if features:
+                done_features.extend(np.asarray(output[2]).reshape(len(batch), -1))
+            while waiting and len(done_probabilities) >= waiting[0].frames.shape[1]:
+                clip = waiting.pop(0)
+                count = clip.frames.shape[1]
+                probabilities = np.stack(done_probabilities[:count])
+                del done_probabilities[:count]
+                weights = view_weights(probabilities, fusion)
+                feature = None
+                if features:
+                    feature = fuse_views(np.stack(done_features[:count]), weights)
+                    del done_features[:count]
+                yield clip, fuse_views(probabilities, weights), feature
+
+    def classify_views(self, clips: Iterable[Clip], fusion: str = "mean") -> VideoPrediction:
+        """classify() for clips seen through several views (multi-view testing).
+
+        Args:
+            clips: the video's clips, frames T x views x H x W x 3.
+            fusion: how a clip's views combine (runtime.views: "mean" or "max_confidence").
+        Returns:
+            The VideoPrediction: each clip's segment from its fused probabilities, and their mean.
+        """
+        segments = [_segment(clip, p) for clip, p, _ in self._fused_views(clips, fusion, features=False)]
+        if not segments:
+            raise ValueError("no clip to classify")
+        return VideoPrediction(np.mean([s.probabilities for s in segments], axis=0), segments)
+
+    def embed_views(self, clips: Iterable[Clip], fusion: str = "mean") -> np.ndarray:
+        """embed() for multi-view clips: each clip's views fused with the weights classify_views uses.
+
+        Args:
+            clips: as classify_views takes them.
+            fusion: as classify_views.
+        Returns:
+            A 1-D float32 array of norm 1.
+        """
+        features = [feature for _, _, feature in self._fused_views(clips, fusion, features=True)]
+        if not features:
+            raise ValueError("no clip to embed")
+        return unit_vector(np.mean(features, axis=0))
 
     def classify(self, clips: Iterable[Clip]) -> VideoPrediction:
         """The video's prediction: each clip's segment and the clips' mean probabilities.

@@ -112,3 +112,7 @@ class TFLiteBaseClassifier(ClipClassifier):
     def _features(self, clips):
         for batch, outputs in self._outputs(clips):
             yield batch, outputs[POOLED_OUTPUT]
+
+    def _logits_and_features(self, clips):
+        for batch, outputs in self._outputs(clips):
+            yield batch, outputs["logits"], outputs[POOLED_OUTPUT]

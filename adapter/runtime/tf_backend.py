@@ -29,6 +29,14 @@ class BaseVideoClassifier(ClipClassifier):
         self._pooled = tf.function(
             lambda clips: model.backbone(clips, training=False)[0]["head"], input_signature=signature
         )
+        head = classifier_head(model)
+
+        def logits_and_pooled(clips):
+            pooled = model.backbone(clips, training=False)[0]["head"]
+            return head(pooled, training=False), pooled
+
+        # Multi-view embeddings weigh views by their probabilities: both from one backbone run.
+        self._logits_and_pooled = tf.function(logits_and_pooled, input_signature=signature)
 
     def logits(self, clips: np.ndarray) -> np.ndarray:
         return self._model_logits(tf.convert_to_tensor(clips, tf.float32)).numpy()
@@ -51,6 +59,11 @@ class BaseVideoClassifier(ClipClassifier):
     def _features(self, clips):
         for batch, frames in self._batches(clips):
             yield batch, self._pooled(tf.convert_to_tensor(frames, tf.float32)).numpy()
+
+    def _logits_and_features(self, clips):
+        for batch, frames in self._batches(clips):
+            logits, pooled = self._logits_and_pooled(tf.convert_to_tensor(frames, tf.float32))
+            yield batch, logits.numpy(), pooled.numpy()
 
 
 class StreamVideoClassifier(WindowClassifier):

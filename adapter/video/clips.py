@@ -21,7 +21,8 @@ T = TypeVar("T")
 
 @dataclasses.dataclass
 class Clip:
-    frames: np.ndarray  # T x imgz x imgz x 3 float32 RGB in [0, 1]
+    # T x imgz x imgz x 3 float32 RGB in [0, 1]; multi-view testing: T x views x imgz x imgz x 3.
+    frames: np.ndarray
     first_index: int  # source frame index of the clip's first new frame
     last_index: int  # source frame index of the clip's last frame
     # Source frame index of every frame, where the sampler tracks them (training clips);
@@ -106,3 +107,51 @@ def base_clips(frames: Iterable[tuple[int, np.ndarray]], n_frames: int) -> Itera
             window = Clip(np.stack(padded(window.frames, n_frames)), window.first_index, window.last_index)
         yield window
         previous = window
+
+
+def spaced_starts(expected_frames: int, n_frames: int, n_clips: int) -> list[int]:
+    """The first frame (position among the kept frames) of n_clips clips spread evenly over a video.
+
+    Args:
+        expected_frames: the kept frames the video is expected to have (at least 1).
+        n_frames: frames per clip.
+        n_clips: clips wanted (at least 1).
+    Returns:
+        Distinct, increasing positions from 0 to expected_frames - n_frames (fewer than
+        n_clips when the video is too short to hold them apart).
+    """
+    last_start = max(0, expected_frames - n_frames)
+    if n_clips == 1:
+        return [last_start // 2]
+    return sorted({round(last_start * k / (n_clips - 1)) for k in range(n_clips)})
+
+
+def spaced_clips(frames: Iterable[tuple[int, np.ndarray]], n_frames: int, starts: Sequence[int]) -> Iterator[Clip]:
+    """Clips of n_frames that begin at the given positions among the frames (spaced_starts), in order.
+
+    Only the last n_frames frames are kept in memory, and every frame is consumed (the reader
+    counts the video's frames as they go by). A video shorter than expected ends with one clip
+    of its last frames (padded when it has fewer than n_frames) instead of the clips that
+    would start after its end.
+
+    Args:
+        frames: (source frame index, preprocessed frame) in order.
+        n_frames: frames per clip.
+        starts: increasing positions at which clips begin.
+    Returns:
+        The clips; each covers its own frames' source indices.
+    """
+    pending = list(starts)
+    recent: list[tuple[int, np.ndarray]] = []
+    position = -1
+    emitted_last = None  # the position of the last frame of the clip emitted last
+    for position, frame in enumerate(frames):
+        recent.append(frame)
+        del recent[:-n_frames]
+        while pending and position == pending[0] + n_frames - 1:
+            pending.pop(0)
+            emitted_last = position
+            yield Clip(np.stack([image for _, image in recent]), recent[0][0], recent[-1][0])
+    if pending and recent and emitted_last != position:
+        indices = [index for index, _ in recent]
+        yield Clip(np.stack(padded([image for _, image in recent], n_frames)), indices[0], indices[-1])

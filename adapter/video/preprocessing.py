@@ -13,6 +13,44 @@ import numpy as np
 CENTRE = (0.5, 0.5)
 
 
+def crop_positions(height: int, width: int, crops: int) -> list[tuple[float, float]]:
+    """Where the square windows of multi-view testing sit in a frame of this size.
+
+    Args:
+        height, width: the frame's size (any scale: only which side is longer matters).
+        crops: 1 (the centre) or 3 (start, centre and end of the long side: left, centre,
+            right in a wide frame; top, centre, bottom in a tall one).
+    Returns:
+        The (y, x) crop positions preprocess_frame takes, in that order.
+    """
+    if crops == 1:
+        return [CENTRE]
+    if crops != 3:
+        raise ValueError(f"crops must be 1 or 3, got {crops!r}")
+    if width >= height:
+        return [(0.5, 0.0), CENTRE, (0.5, 1.0)]
+    return [(0.0, 0.5), CENTRE, (1.0, 0.5)]
+
+
+def preprocess_views(image_bgr: np.ndarray, imgz: int, crops: int) -> np.ndarray:
+    """The model inputs of one decoded frame seen through `crops` square windows (crop_positions).
+
+    The frame is resized once; each view equals preprocess_frame at its position.
+
+    Args:
+        image_bgr: the H x W x 3 BGR frame.
+        imgz: the model's frame size.
+        crops: 1 or 3.
+    Returns:
+        crops x imgz x imgz x 3 float32 RGB in [0, 1].
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an H x W x 3 BGR frame, got shape {image_bgr.shape}")
+    resized = resize_shorter_side(image_bgr, imgz)
+    positions = crop_positions(*resized.shape[:2], crops)
+    return np.stack([preprocess_frame(resized, imgz, position) for position in positions])
+
+
 def preprocess_frame(image_bgr: np.ndarray, imgz: int, crop_position: tuple[float, float] = CENTRE) -> np.ndarray:
     """Return the model input for one decoded frame: imgz x imgz x 3 float32 RGB in [0, 1].
 

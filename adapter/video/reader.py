@@ -340,6 +340,19 @@ class VideoReader:
         self.num_frames: int | None = None
         self._last_times: tuple[fractions.Fraction | None, fractions.Fraction | None] = (None, None)
 
+    @property
+    def expected_kept_frames(self) -> int | None:
+        """The frames iteration is expected to yield (after resampling), from declared_frames; None when unknown.
+
+        Only a hint, as declared_frames is: decoding may end a frame or two off, or early.
+        """
+        if not self.declared_frames:
+            return None
+        if self._ratio is None:
+            return self.declared_frames
+        # Frames 0..n-1 hold floor((n-1) * ratio) + 1 target times (see _is_kept).
+        return (self.declared_frames - 1) * self._ratio.numerator // self._ratio.denominator + 1
+
     def __repr__(self) -> str:
         return f"VideoReader({self.name!r}, fps={self.fps!r}, source_fps={self.source_fps:g})"
 

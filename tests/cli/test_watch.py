@@ -209,3 +209,36 @@ def test_watch_says_why_it_ended_and_exits_0_at_the_end_1_on_a_stall(
     else:
         assert code == 1 and "stall timeout 1 s" in stopped[0]
         assert lines and all(line["end"] <= SECONDS / 2 for line in lines)
+
+
+class ScriptedStreamClassifier(FakeStreamClassifier):
+    """Each slot's own probabilities put 0.8 on the class the script names for it."""
+
+    def __init__(self, votes, num_classes=2):
+        super().__init__(num_classes)
+        self.votes = votes
+
+    def segments(self, windows):
+        for window in windows:
+            own = np.full(self.num_classes, 0.2 / (self.num_classes - 1))
+            own[self.votes[window.first_index]] = 0.8
+            yield Segment(window.first_index, window.last_index, int(np.argmax(own)), 0.8, own), own
+
+
+def test_temporal_smoothing_averages_the_seconds_before_each_periods_end_and_never_later_frames():
+    votes = [0, 0, 0, 0, 1] + [1, 1, 1, 0, 0]  # period 1 alone leans to b, the last two seconds to a
+    labels = ["a", "b"]
+
+    def run(smoothing):
+        classifier = ScriptedStreamClassifier(votes)
+        return list(
+            watch_periods(live_frames(range(10)), classifier, labels, fps=5, every=1, smoothing_seconds=smoothing)
+        )
+
+    plain, smoothed = run(0.0), run(2.0)
+
+    assert [r.top1[0] for r in plain] == ["a", "b"]
+    assert [r.top1[0] for r in smoothed] == ["a", "a"]
+    assert smoothed[1].top1[1] == pytest.approx((6 * 0.8 + 4 * 0.2) / 10)
+    # Causal: the first period sees nothing after its own last frame.
+    assert smoothed[0].top1 == plain[0].top1

@@ -310,3 +310,41 @@ def test_training_scale_keys_default_to_auto_precision_and_unweighted_classes():
     for value in ("auto", True, False):
         assert MovinetConfig.from_dict({"mixed_precision": value}).mixed_precision == value
     assert MovinetConfig.from_dict({"class_weighting": "balanced"}).class_weighting == "balanced"
+
+
+# --- multi-view testing and temporal segments -------------------------------------------
+
+
+def test_view_and_segment_keys_default_to_todays_behaviour():
+    config = MovinetConfig.from_dict({})
+
+    assert (config.test_crops, config.view_fusion, config.test_clips) == (1, "mean", 0)
+    assert (config.temporal_smoothing, config.min_segment_seconds, config.segment_min_confidence) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("test_crops", 2),
+        ("test_crops", True),
+        ("test_crops", 3.0),
+        ("view_fusion", "vote"),
+        ("test_clips", -1),
+        ("test_clips", 2.5),
+        ("temporal_smoothing", -0.5),
+        ("temporal_smoothing", "1s"),
+        ("min_segment_seconds", float("nan")),
+        ("segment_min_confidence", 1.0),
+        ("segment_min_confidence", -0.1),
+    ],
+)
+def test_bad_view_and_segment_values_name_the_key_and_the_value(key, value):
+    with pytest.raises(ConfigError, match=re.escape(repr(key)) + r".*" + re.escape(repr(value))):
+        MovinetConfig.from_dict({key: value})
+
+
+@pytest.mark.parametrize("key, value", [("test_crops", 3), ("test_clips", 4)])
+def test_multi_view_and_spaced_clips_are_refused_for_stream_models(key, value):
+    with pytest.raises(ConfigError, match=f"'{key}': {value} applies to base models only"):
+        MovinetConfig.from_dict({"model_mode": "stream", key: value})
+    assert getattr(MovinetConfig.from_dict({"model_mode": "base", key: value}), key) == value

@@ -494,3 +494,37 @@ def test_an_evaluation_and_a_prediction_at_once_keep_their_own_names_and_top_k(
     for item_id in items:
         assert len(evaluations(platform.uploaded[item_id])) == 1 and not this_models(platform.uploaded[item_id])
     assert sorted(pd.read_csv(score_uploads[f"{model.id}.csv"])["item_id"]) == sorted(items)
+
+
+def test_evaluate_model_with_temporal_annotations_reports_segment_metrics(
+    hub_cache, platform, dataset, score_uploads, caplog
+):
+    import logging
+
+    from adapter.evaluation.segment_metrics import score_segments, summarize_segments
+
+    configuration = {**SMALL, "evaluate_temporal_annotations": True, "temporal_smoothing": 1}
+    adapter = MovinetAdapter(model_entity=model_entity(configuration, name=MODEL_NAME, model_id="model-platform"))
+    caplog.set_level(logging.INFO, logger="adapter")
+
+    model, _ = adapter.evaluate_model(adapter.model_entity, dataset)
+
+    (samples,) = platform.metrics
+    got = {sample.legend: sample.y for sample in samples if sample.figure == "temporal segments"}
+    # The same numbers from what was uploaded, scored here against each item's labelled range (frames 0-7).
+    scores = []
+    for item in platform.dataset_items[dataset.id]:
+        if item.get("hidden"):
+            continue
+        segments = [
+            (a.label, a.start_frame, a.end_frame)
+            for a in this_models(platform.uploaded[item["id"]])
+            if a.metadata["user"]["movinet"]["level"] == "segment"
+        ]
+        assert segments  # temporal annotations were uploaded
+        scores.append(score_segments(item["filename"], segments, [(item["annotations"][0]["label"], 0, 7)], 8))
+    want = summarize_segments(scores)
+    assert got == pytest.approx(
+        {"frame accuracy": want["frame_accuracy"], "segment F1@0.5": want["f1_at_50"], "edit": want["edit"]}
+    )
+    assert "temporal segments of 4 video(s)" in caplog.text

@@ -39,3 +39,40 @@ def test_stream_windows_do_not_pad_or_overlap():
 
 def test_nothing_in_nothing_out():
     assert list(base_clips([], 4)) == [] and list(stream_windows([], 4)) == []
+
+
+def test_spaced_starts_spread_clips_from_the_first_frame_to_the_last_full_clip():
+    from adapter.video.clips import spaced_starts
+
+    assert spaced_starts(100, 4, 3) == [0, 48, 96]
+    assert spaced_starts(100, 4, 1) == [48]
+    # Too short to hold them apart: fewer, distinct clips.
+    assert spaced_starts(5, 4, 4) == [0, 1]
+    assert spaced_starts(2, 4, 3) == [0]
+
+
+def test_spaced_clips_hold_the_frames_at_their_starts_and_every_frame_is_consumed():
+    from adapter.video.clips import spaced_clips
+
+    consumed = []
+
+    def counted(items):
+        for item in items:
+            consumed.append(item[0])
+            yield item
+
+    clips = list(spaced_clips(counted(frames(20)), 4, [0, 8, 16]))
+
+    assert [contents(c) for c in clips] == [[0, 2, 4, 6], [16, 18, 20, 22], [32, 34, 36, 38]]
+    assert [(c.first_index, c.last_index) for c in clips] == [(0, 6), (16, 22), (32, 38)]
+    assert len(consumed) == 20  # the reader counts the video's frames as they go by
+
+
+def test_a_video_shorter_than_expected_ends_with_a_clip_of_its_last_frames():
+    from adapter.video.clips import spaced_clips
+
+    clips = list(spaced_clips(frames(12), 4, [0, 10, 20]))
+
+    assert [contents(c) for c in clips] == [[0, 2, 4, 6], [16, 18, 20, 22]]
+    (short,) = spaced_clips(frames(2), 4, [0])
+    assert contents(short) == [0, 2, 2, 2]
