@@ -297,7 +297,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if self.loaded is None:
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         config = self.config
-        reader = VideoReader(video.path, fps=config.frame_rate, name=video.name)
+        reader = VideoReader(video.path, fps=config.frame_rate, name=video.name, shorter_side=config.imgz)
         # Decode one clip ahead of the model; the bound keeps memory flat.
         frames = prefetch(
             ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader),

@@ -119,6 +119,7 @@ def run_watch(args) -> int:
         stall_timeout=args.stall_timeout,
         transform=lambda image: preprocess_frame(image, config.imgz),
         input_format=args.format,
+        shorter_side=config.imgz,
     )
     interrupted = []
 

@@ -55,7 +55,7 @@ def video_frames(paths: Sequence[str], config: MovinetConfig) -> Iterator[Iterat
     """
     for path in paths:
         try:
-            reader = VideoReader(path, fps=config.frame_rate, name=path)
+            reader = VideoReader(path, fps=config.frame_rate, name=path, shorter_side=config.imgz)
         except VideoError as err:
             logger.warning("Calibration skips %s", err)
             continue

@@ -68,6 +68,7 @@ class Frame:
     # every frame counts, kept or not (decoded or left out by the decoder).
     index: int
     # H x W x 3 uint8, BGR (the cv2 convention); the preprocessing stage converts to RGB.
+    # Already resized to the reader's shorter_side when it has one.
     image: np.ndarray
 
 
@@ -186,7 +187,10 @@ class VideoReader:
     ``path``: a local video file. ``fps``: the frame rate to resample to; None keeps
     every frame, and so does an ``fps`` at or above the video's own rate (frames are
     never duplicated). ``name``: how errors and warnings refer to the video (default:
-    ``path``); pass the platform's item name so users recognise it.
+    ``path``); pass the platform's item name so users recognise it. ``shorter_side``:
+    the frames come out resized so their shorter side is this (the model's imgz; see
+    adapter/video/preprocessing.py), resized while they are converted from the decoded
+    picture so the full-size frame is never made; None keeps the video's size.
 
     Resampling keeps source frame i when it is the first frame at or after a target
     time k/fps (k = 0, 1, 2, ...), with frame i's time taken as i/source_fps. Frame
@@ -218,14 +222,27 @@ class VideoReader:
             its duration; None if it gives neither. Only a hint (e.g. for progress bars).
     """
 
-    def __init__(self, path: str, fps: float | None = None, name: str | None = None, *, _decoder: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        fps: float | None = None,
+        name: str | None = None,
+        *,
+        shorter_side: int | None = None,
+        _decoder: str | None = None,
+    ):
         self.path = os.fspath(path)
         self.name = name if name is not None else self.path
         if fps is not None and not (
             isinstance(fps, numbers.Real) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0
         ):
             raise ValueError(f"fps must be a positive number or None, got {fps!r}")
+        if shorter_side is not None and not (
+            isinstance(shorter_side, numbers.Integral) and not isinstance(shorter_side, bool) and shorter_side > 0
+        ):
+            raise ValueError(f"shorter_side must be a positive whole number of pixels or None, got {shorter_side!r}")
         self.fps = fps
+        self.shorter_side = shorter_side
         self._decoder_name = _decoder or DEFAULT_DECODER
         if self._decoder_name not in DECODERS:
             raise ValueError(f"unknown decoder {self._decoder_name!r}; expected one of {sorted(DECODERS)}")
@@ -255,7 +272,7 @@ class VideoReader:
         return f"VideoReader({self.name!r}, fps={self.fps!r}, source_fps={self.source_fps:g})"
 
     def __iter__(self) -> Iterator[Frame]:
-        decoder = DECODERS[self._decoder_name](self.path, self._stream_index)
+        decoder = DECODERS[self._decoder_name](self.path, self._stream_index, shorter_side=self.shorter_side)
         self.num_frames = 0
         ratio = self._ratio
         frames = decoder.frames(None if ratio is None else lambda index: _is_kept(index, ratio))
