@@ -40,6 +40,7 @@ def test_defaults_are_the_documented_values(configuration, caplog_config):
     assert config.fps is None
     assert config.id_to_label_map is None
     assert config.predict_embed_subset_limit == 1000  # the SDK's own default
+    assert config.precision == "float32" and config.calibration_videos is None
     assert config_warnings(caplog_config) == []
 
 
@@ -76,6 +77,10 @@ BAD_VALUES = [
     ("predict_embed_subset_limit", 0),
     ("predict_embed_subset_limit", "50"),
     ("evaluate_temporal_annotations", "yes"),
+    ("precision", "int4"),
+    ("precision", "FLOAT16"),
+    ("calibration_videos", 3),
+    ("calibration_videos", ""),
 ]
 
 
@@ -266,3 +271,13 @@ def test_training_scale_keys_default_to_auto_precision_and_unweighted_classes():
     for value in ("auto", True, False):
         assert MovinetConfig.from_dict({"mixed_precision": value}).mixed_precision == value
     assert MovinetConfig.from_dict({"class_weighting": "balanced"}).class_weighting == "balanced"
+
+
+def test_int8_needs_calibration_videos_and_the_tflite_runtime():
+    with pytest.raises(ConfigError, match="'int8' needs 'calibration_videos'"):
+        MovinetConfig.from_dict({"precision": "int8"})
+    for precision in ("float16", "int8"):
+        with pytest.raises(ConfigError, match=f"{precision!r} needs the tflite runtime.*'tensorflow'"):
+            MovinetConfig.from_dict({"precision": precision, "runtime": "tensorflow", "calibration_videos": "v"})
+    config = MovinetConfig.from_dict({"precision": "int8", "calibration_videos": "videos/"})
+    assert config.resolved_runtime == "tflite" and config.calibration_videos == "videos/"
