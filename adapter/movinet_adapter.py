@@ -276,10 +276,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
             try:
                 self._classifier = make_classifier(self.config, self.loaded)
             except Exception as err:
-                self._classifier_error = ClassifierUnavailable(
-                    f"movinet-{self.config.model_id}-{self.config.model_mode} cannot run on the "
-                    f"{runtime_for(self.config)!r} runtime: {err}. Received: runtime={self.config.runtime!r}; "
+                config = self.config
+                advice = (
                     "set runtime to 'tensorflow' to run it without TF Lite"
+                    if config.precision == "float32"
+                    else "check calibration_videos, or set precision to 'float32'"
+                )
+                self._classifier_error = ClassifierUnavailable(
+                    f"movinet-{config.model_id}-{config.model_mode} cannot run on the "
+                    f"{runtime_for(config)!r} runtime: {err}. Received: runtime={config.runtime!r}, "
+                    f"precision={config.precision!r}; {advice}"
                 )
                 raise self._classifier_error from err
         return self._classifier

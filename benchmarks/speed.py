@@ -117,23 +117,31 @@ def preprocess_benchmark(args) -> None:
         "predict, full-size preprocessing (before)": predict_with(FullSizeReader),
         "predict, fused preprocessing": predict_with(video_reader.VideoReader),
     }
-    times = {name: [] for name in parts}
+    wall = {name: [] for name in parts}
+    cpu = {name: [] for name in parts}
     emit({"benchmark": "preprocess", "event": "start", "seconds_of_video": args.seconds})
     for _ in range(args.rounds):
         for name, part in parts.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             part()
-            times[name].append(time.perf_counter() - start)
-    reference = min(times["decode reference pictures alone"])
-    for name, seconds in times.items():
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    reference = "decode reference pictures alone"
+    for name in parts:
+        # Each round's ratio to that round's reference decode: the load others put on the cores
+        # changes between rounds more than within one.
+        ratios = [a / b for a, b in zip(wall[name], wall[reference])]
         emit(
             {
                 "benchmark": "preprocess",
                 "part": name,
-                "best_seconds": round(min(seconds), 2),
-                "rounds": [round(s, 2) for s in seconds],
-                "x_real_time": round(args.seconds / min(seconds), 1),
-                "x_reference_decode": round(min(seconds) / reference, 2),
+                "best_wall_seconds": round(min(wall[name]), 2),
+                "wall_rounds": [round(s, 2) for s in wall[name]],
+                "x_real_time": round(args.seconds / min(wall[name]), 1),
+                "median_round_ratio_to_reference": round(statistics.median(ratios), 2),
+                # CPU seconds of the process (every thread): the work done, less disturbed by the load.
+                "best_cpu_seconds": round(min(cpu[name]), 2),
+                "cpu_ratio_to_reference": round(min(cpu[name]) / min(cpu[reference]), 2),
             }
         )
 
@@ -300,14 +308,21 @@ def agreement_benchmark(args) -> None:
         ),
     }
     frames_agree, frames_total, videos_agree = 0, 0, 0
+    # How decisive the float model is: agreement means little if it always says one class by a hair.
+    float_classes, float_gaps = [], []
     for frames in video_frames(videos, config):
         states = {precision: dict(initial) for precision in runners}
         last = {}
         for _, frame in frames:
             for precision, runner in runners.items():
                 outputs = runner(image=frame[None, None].astype(np.float32), **states[precision])
-                last[precision] = int(np.argmax(outputs.pop("logits")))
+                logits = outputs.pop("logits")[0]
+                last[precision] = int(np.argmax(logits))
                 states[precision] = outputs
+                if precision == "float32":
+                    top2 = np.sort(logits)[-2:]
+                    float_classes.append(last[precision])
+                    float_gaps.append(float(top2[1] - top2[0]))
             frames_agree += last["float32"] == last["int8"]
             frames_total += 1
         videos_agree += last["float32"] == last["int8"]
@@ -319,6 +334,8 @@ def agreement_benchmark(args) -> None:
             "per_frame_top1_agreement": round(frames_agree / frames_total, 3),
             "videos": len(videos),
             "per_video_top1_agreement": round(videos_agree / len(videos), 3),
+            "float32_frames_per_class": np.bincount(float_classes, minlength=len(DIRECTIONS)).tolist(),
+            "float32_median_top2_logit_gap": round(float(np.median(float_gaps)), 3),
         }
     )
 

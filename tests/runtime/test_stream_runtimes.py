@@ -297,3 +297,15 @@ def test_a_lower_precision_runtime_converts_so_and_agrees_with_float32_frame_by_
     agreement = np.mean([a == b for a, b in zip(got, expected)], axis=0)
     print(f"{precision} runtime top-1 agreement per frame (own window, so far): {agreement}")
     assert agreement.min() >= 0.9
+
+
+def test_int8_without_a_calibration_folder_is_refused_naming_the_key_and_folder(finetuned, tmp_path, no_user_cache):
+    from adapter.runtime.calibration import CalibrationError
+
+    missing = str(tmp_path / "no-such-folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, reason in ((missing, "is not a folder"), (str(empty), "holds no file")):
+        config = CONFIG.replace(precision="int8", calibration_videos=folder)
+        with pytest.raises(CalibrationError, match=f"calibration_videos {folder!r} {reason}"):
+            backend.make_classifier(config, finetuned, converter=Spy(fail=True))
