@@ -93,7 +93,7 @@ def _scaled_bgr(frame, shorter_side: int, turned: bool, reformatter) -> np.ndarr
     if (width, height) == (frame.width, frame.height):
         return frame.to_ndarray(format="bgr24")  # already the size: exactly the unresized conversion
     # Averaging when shrinking, as preprocessing's cv2 path does (INTER_AREA): the same
-    # pictures within rounding and chroma sampling (tests/video/test_fused_preprocessing.py).
+    # pictures within rounding and chroma sampling (tests/video/test_preprocessing.py).
     interpolation = _SHRINK if shorter_side < min(frame.width, frame.height) else _ENLARGE
     reformatter = reformatter or VideoReformatter()
     scaled = reformatter.reformat(frame, width, height, "bgr24", interpolation=interpolation)
