@@ -411,10 +411,16 @@ class MovinetAdapter(dl.BaseModelAdapter):
             try:
                 self._classifier = make_classifier(self.config, self.loaded)
             except Exception as err:
-                self._classifier_error = ClassifierUnavailable(
-                    f"{self.config.model_name} cannot run on the "
-                    f"{runtime_for(self.config)!r} runtime: {err}. Received: runtime={self.config.runtime!r}; "
+                config = self.config
+                advice = (
                     "set runtime to 'tensorflow' to run it without TF Lite"
+                    if config.precision == "float32"
+                    else "check calibration_videos, or set precision to 'float32'"
+                )
+                self._classifier_error = ClassifierUnavailable(
+                    f"{config.model_name} cannot run on the "
+                    f"{runtime_for(config)!r} runtime: {err}. Received: runtime={config.runtime!r}, "
+                    f"precision={config.precision!r}; {advice}"
                 )
                 raise self._classifier_error from err
         return self._classifier
@@ -432,7 +438,8 @@ class MovinetAdapter(dl.BaseModelAdapter):
         if self.loaded is None:
             raise RuntimeError("No model loaded: call load() (or load_from_model) before predicting")
         config = self.config
-        reader = VideoReader(video.path, fps=config.frame_rate, name=video.name)
+        # FFmpeg resizes the shorter side to imgz while decoding; preprocessing crops the view(s).
+        reader = VideoReader(video.path, fps=config.frame_rate, name=video.name, shorter_side=config.imgz)
         if config.test_crops > 1:
             # Multi-view testing: each frame becomes views x imgz x imgz x 3, a clip T x views x ...
             preprocess = functools.partial(preprocess_views, imgz=config.imgz, crops=config.test_crops)

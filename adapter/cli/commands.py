@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from adapter.cli.options import (
     export_adapter,
@@ -166,6 +165,7 @@ def run_watch(args) -> int:
         stall_timeout=args.stall_timeout,
         transform=lambda image: preprocess_frame(image, config.imgz),
         input_format=args.format,
+        shorter_side=config.imgz,
     )
     interrupted = []
 
@@ -275,9 +275,9 @@ def run_export_tflite(args) -> int:
     if args.quantize == "int8" and not args.calibration_videos:
         raise ConfigError("--quantize int8 needs --calibration-videos: a folder of videos like the ones to classify")
     if args.calibration_videos:
-        if not os.path.isdir(args.calibration_videos):
-            raise ConfigError(f"--calibration-videos {args.calibration_videos!r} is not a folder")
-        videos = sorted(str(path) for path in Path(args.calibration_videos).rglob("*") if path.is_file())
+        from adapter.runtime.calibration import calibration_files
+
+        videos = calibration_files(args.calibration_videos, key="--calibration-videos")
     description = export_tflite(adapter.loaded, adapter.config, args.output, args.quantize, videos)
     print(
         f"Wrote {model_name(description['model_id'], description['model_mode'])} ({args.quantize}, "

@@ -20,6 +20,8 @@ from adapter.core.variants import MODEL_IDS, MODEL_MODES, VARIANTS, model_name
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("tensorflow", "tflite")
+# Numbers the tflite runtime computes in (the conversion's quantization).
+PRECISIONS = ("float32", "float16", "int8")
 
 # Keys the Dataloop SDK and platform keep in a model's configuration. They are not
 # ours to validate, but they are not typos either.
@@ -120,6 +122,11 @@ class MovinetConfig:
     embeddings_size: int | None = None
     # How the model runs: "tensorflow" or "tflite" (LiteRT); None: tflite (base on a GPU: tensorflow).
     runtime: str | None = None
+    # What the tflite runtime computes in: "float32", "float16" (weights) or "int8" (convolutions;
+    # calibrated on calibration_videos). Another than float32 selects the tflite runtime.
+    precision: str = "float32"
+    # A local folder of videos like the ones to classify, for int8's calibration.
+    calibration_videos: str | None = None
     # The SDK's key: videos per predict_dataset/embed_dataset execution (its default is 1000).
     predict_embed_subset_limit: int = 1000
     # The SDK's key: how long (s) a predict_dataset/embed_dataset execution waits for the child
@@ -155,7 +162,7 @@ class MovinetConfig:
 
         (runtime.backend.runtime_for keeps unset base models on "tensorflow" where there is a GPU.)
         """
-        return self.runtime if self.runtime is not None else "tflite"
+        return self.runtime if self.runtime is not None else "tflite"  # precision needs tflite too
 
     @property
     def variant_embeddings_size(self) -> int:
@@ -252,6 +259,21 @@ class MovinetConfig:
             _check_int(self, "embeddings_size", minimum=1)
         if self.runtime is not None:
             _check_choice(self, "runtime", RUNTIMES)
+        _check_choice(self, "precision", PRECISIONS)
+        if self.calibration_videos is not None and (
+            not isinstance(self.calibration_videos, str) or not self.calibration_videos
+        ):
+            _fail("calibration_videos", self.calibration_videos, "a folder path or null")
+        if self.precision != "float32" and self.runtime == "tensorflow":
+            raise ConfigError(
+                f"configuration key 'precision': {self.precision!r} needs the tflite runtime, but runtime is "
+                "'tensorflow'; set precision to 'float32' or runtime to 'tflite' (or null)"
+            )
+        if self.precision == "int8" and self.calibration_videos is None:
+            raise ConfigError(
+                "configuration key 'precision': 'int8' needs 'calibration_videos', a folder of videos like the ones "
+                "to classify, to calibrate on"
+            )
         self._validate_views_and_segments()
 
     def _validate_views_and_segments(self) -> None:

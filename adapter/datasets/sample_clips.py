@@ -20,7 +20,7 @@ import numpy as np
 
 from adapter.datasets.layout import Sample
 from adapter.video.clips import Clip, clip_from_frames
-from adapter.video.preprocessing import CENTRE, preprocess_frame, resize_shorter_side
+from adapter.video.preprocessing import CENTRE, preprocess_frame
 from adapter.video.reader import Frame, VideoError, VideoReader
 
 
@@ -55,7 +55,7 @@ def read_clip(
     repeats its last frame (as prediction does for a short video). Decoding stops as soon
     as the clip is complete, so a clip costs the frames up to its end, not the whole video.
     """
-    reader = VideoReader(sample.video_path, fps=fps, name=sample.item_name)
+    reader = VideoReader(sample.video_path, fps=fps, name=sample.item_name, shorter_side=imgz)
     first = sample.first_frame
     last = sample.last_frame
     range_end = last if last is not None else (reader.declared_frames - 1 if reader.declared_frames else None)
@@ -118,12 +118,12 @@ class RangeCache:
         return self.directory / f"{stem}.frames.npy", self.directory / f"{stem}.indices.npy"
 
     def _fill(self, sample: Sample, frames_path: Path, indices_path: Path) -> bool:
-        reader = VideoReader(sample.video_path, fps=self.fps, name=sample.item_name)
+        reader = VideoReader(sample.video_path, fps=self.fps, name=sample.item_name, shorter_side=self.imgz)
         images, indices = [], []
         for frame in _frames_in_range(reader, sample):
             if len(images) == self.max_frames:
                 return False
-            images.append(resize_shorter_side(frame.image, self.imgz))
+            images.append(frame.image)
             indices.append(frame.index)
         if not images:
             raise VideoError(

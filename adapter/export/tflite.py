@@ -18,74 +18,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
-
-import numpy as np
-import tensorflow as tf
+from collections.abc import Sequence
 
 from adapter.core.config import MovinetConfig
-from adapter.core.errors import UsageError
 from adapter.core.files import write_bytes, write_json
 from adapter.model.loading import LoadedModel
+from adapter.runtime.calibration import CalibrationError, clip_calibration, stream_calibration
 from adapter.runtime.conversion import IMAGE_INPUT, clip_function, convert, stream_step_function
-from adapter.video.clips import base_clips
-from adapter.video.preprocessing import preprocess_frame
-from adapter.video.reader import VideoError, VideoReader
 
 logger = logging.getLogger(__name__)
-
-
-# Representative inputs drawn for int8 calibration (frames for stream, clips for base).
-CALIBRATION_SAMPLES = 48
-
-
-class CalibrationError(UsageError):
-    """int8 export without usable calibration videos."""
-
-
-def video_frames(paths: Sequence[str], config: MovinetConfig) -> Iterator[Iterator[tuple[int, np.ndarray]]]:
-    """For each readable video, its preprocessed frames as (index, frame); unreadable ones are logged and skipped.
-
-    Args:
-        paths: video files.
-        config: gives the frame rate and size.
-
-    Returns:
-        An iterator over the videos, each an iterator of (source frame index, frame).
-    """
-    for path in paths:
-        try:
-            reader = VideoReader(path, fps=config.frame_rate, name=path)
-        except VideoError as err:
-            logger.warning("Calibration skips %s", err)
-            continue
-        yield ((frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader)
-
-
-def stream_calibration(model, config, paths, initial_states) -> Iterator[dict[str, np.ndarray]]:
-    """Representative inputs by name: every frame with the states the model really has there."""
-    step = tf.function(lambda states, image: model({**states, "image": image}, training=False))
-    yielded = 0
-    for frames in video_frames(paths, config):
-        states = {name: tf.constant(value) for name, value in initial_states.items()}
-        for _, frame in frames:
-            image = frame[None, None].astype(np.float32)
-            yield {IMAGE_INPUT: image, **{name: value.numpy() for name, value in states.items()}}
-            yielded += 1
-            if yielded >= CALIBRATION_SAMPLES:
-                return
-            _, states = step(states, tf.constant(image))
-
-
-def clip_calibration(config, paths) -> Iterator[dict[str, np.ndarray]]:
-    """Representative inputs by name: the clips the adapter would classify in each video."""
-    yielded = 0
-    for frames in video_frames(paths, config):
-        for clip in base_clips(frames, config.n_frames):
-            yield {IMAGE_INPUT: clip.frames[None].astype(np.float32)}
-            yielded += 1
-            if yielded >= CALIBRATION_SAMPLES:
-                return
 
 
 def export_tflite(
@@ -134,7 +75,7 @@ def export_tflite(
         from adapter.runtime.conversion import convert_stream
         from adapter.runtime.conversion_cache import cached_conversion
 
-        flatbuffer, _ = cached_conversion(loaded, config, convert_stream)
+        flatbuffer, _ = cached_conversion(loaded, config.replace(precision="float32"), convert_stream)
     else:
         logger.info(
             "Converting %s to TF Lite (%s); this takes seconds to minutes",

@@ -47,7 +47,7 @@ def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Calla
 
 
 def runtime_for(config: MovinetConfig, gpus: list | None = None) -> str:
-    """The runtime the model runs on here: the configured one, else tflite, except base models on a GPU.
+    """The runtime the model runs on here: the configured one, else tflite, except float32 base models on a GPU.
 
     Args:
         config: the configuration (runtime, model_mode).
@@ -55,7 +55,7 @@ def runtime_for(config: MovinetConfig, gpus: list | None = None) -> str:
     Returns:
         "tensorflow" or "tflite".
     """
-    if config.runtime is None and config.model_mode == "base":
+    if config.runtime is None and config.model_mode == "base" and config.precision == "float32":
         from adapter.model.layer_swaps import (
             temporal_taps_preferred,  # LiteRT runs on the CPU only: a GPU service keeps the base network on it (unmeasured there).
         )

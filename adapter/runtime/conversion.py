@@ -26,6 +26,18 @@ logger = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("none", "float16", "int8")
 
+# The runtime's `precision` key -> the converter's quantization.
+QUANTIZATION_OF_PRECISION = {"float32": "none", "float16": "float16", "int8": "int8"}
+
+# Ops kept in float in int8 conversions. XNNPACK (LiteRT's CPU delegate) has no int8 kernel for
+# the first three: as int8 they run on LiteRT's single-threaded reference kernels and cut the graph
+# into some 160 delegate partitions, which made full int8 2.5-3x slower than float32
+# (docs/int8.md). MEAN, SUM, MUL and LOGISTIC are the squeeze-excitation and the running 3D
+# global average pools, where the quantization debugger measured the largest errors
+# (tensorflow/models#10809); in float they cost no measurable time. The convolutions, the
+# bulk of the gain, stay int8.
+INT8_FLOAT_OPS = ("HARD_SWISH", "DIV", "AVERAGE_POOL_2D", "MEAN", "SUM", "MUL", "LOGISTIC")
+
 
 IMAGE_INPUT = "image"
 
@@ -117,6 +129,13 @@ def convert(concrete_function, model: tf_keras.Model, quantize: str, representat
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
+        # Selective quantization: the debugger calibrates as the converter would and builds the
+        # model with the denylisted ops in float (quantize/dequantize around them, which XNNPACK runs).
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(INT8_FLOAT_OPS))
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative, debug_options=options
+        )
+        return debugger.get_nondebug_quantized_model()
     return converter.convert()
 
 
@@ -128,7 +147,8 @@ def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, b
 
     Args:
         loaded: the loaded stream model.
-        config: gives imgz.
+        config: gives imgz, and precision for the step (the head, a few hundred
+            multiply-adds per window, stays float32); int8 calibrates on calibration_videos.
     Returns:
         (step flatbuffer, head flatbuffer).
     """
@@ -146,7 +166,16 @@ def convert_stream(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes, b
     def head(pooled):
         return {conversion.LOGITS_OUTPUT: head_layer(pooled, training=False)}
 
-    step = convert(step_function, model, "none")
+    representative = None
+    if config.precision == "int8":
+        from adapter.runtime.calibration import calibration_files, stream_calibration
+
+        videos = calibration_files(config.calibration_videos)
+
+        def representative():
+            return stream_calibration(model, config, videos, initial)
+
+    step = convert(step_function, model, QUANTIZATION_OF_PRECISION[config.precision], representative)
     return step, convert(head.get_concrete_function(), model, "none")
 
 
@@ -154,14 +183,23 @@ CLIP_FILE = "clip.tflite"
 
 
 def convert_base(loaded: LoadedModel, config: MovinetConfig) -> tuple[bytes]:
-    """Convert a base model's clip model (logits and pooled feature) to a float32 TF Lite flatbuffer.
+    """Convert a base model's clip model (logits and pooled feature) to a TF Lite flatbuffer.
 
     Args:
         loaded: the loaded base model.
-        config: gives n_frames and imgz.
+        config: gives n_frames, imgz and precision (int8 calibrates on calibration_videos).
     Returns:
         (clip flatbuffer,).
     """
     model = loaded.model
     function = clip_function(model, config.n_frames, config.imgz, with_pooled=True)
-    return (convert(function, model, "none"),)
+    representative = None
+    if config.precision == "int8":
+        from adapter.runtime.calibration import calibration_files, clip_calibration
+
+        videos = calibration_files(config.calibration_videos)
+
+        def representative():
+            return clip_calibration(config, videos)
+
+    return (convert(function, model, QUANTIZATION_OF_PRECISION[config.precision], representative),)

@@ -1,7 +1,8 @@
 """The cache of the tflite runtime's conversions, so a model is converted once.
 
 An entry is keyed by what it was converted from: the source handle or weights file, a digest of
-the weights, the variant, class count, input size (and n_frames for base), and the TensorFlow and
+the weights, the variant, class count, input size (and n_frames for base), the precision (for
+int8 also a digest of the calibration videos and the ops kept in float), and the TensorFlow and
 LiteRT versions. Entries live beside the model (a fine-tuned model's artifacts carry theirs) and in
 the user's cache folder; they are written into a temporary folder and renamed into place, and
 checked by digest when read.
@@ -87,6 +88,14 @@ def conversion_key(loaded: LoadedModel, config: MovinetConfig) -> dict:
     }
     if config.model_mode == "base":  # a fixed-length clip model (stream keys stay as they were)
         key["n_frames"] = config.n_frames
+    if config.precision != "float32":  # float32 keys stay as they were
+        key["precision"] = config.precision
+    if config.precision == "int8":
+        from adapter.runtime.calibration import calibration_files
+        from adapter.runtime.conversion import INT8_FLOAT_OPS
+
+        key["calibration_sha256"] = _digest_files(calibration_files(config.calibration_videos))
+        key["int8_float_ops"] = list(INT8_FLOAT_OPS)
     return key
 
 

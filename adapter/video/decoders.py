@@ -2,7 +2,8 @@
 
 A decoder turns a video file into ``(index, frame)`` pairs in display order, where
 ``frame`` converts the decoded picture to a BGR ``uint8`` array when called (only the
-frames the resampling keeps are converted) and ``index`` is the frame's place in the
+frames the resampling keeps are converted; a decoder given ``shorter_side`` resizes in
+that same step) and ``index`` is the frame's place in the
 video's own numbering. Errors from the codec or the demuxer raise
 :class:`DecodeError`; :class:`adapter.video.reader.VideoReader` turns them into messages
 naming the video.
@@ -24,6 +25,7 @@ import numpy as np
 
 from adapter.core.devices import usable_cores
 from adapter.video.h264 import length_prefix_size, slice_reference_flags
+from adapter.video.preprocessing import resize_shorter_side, shorter_side_size
 
 logger = logging.getLogger(__name__)
 
@@ -53,26 +55,57 @@ def ffmpeg_reason(err: Exception) -> str:
     return str(reason).rstrip(".")
 
 
-def pyav_converter(frame) -> LazyFrame:
+def pyav_converter(frame, shorter_side: int | None = None, reformatter=None) -> LazyFrame:
     """A LazyFrame converting one decoded av.VideoFrame to BGR, turned for display.
 
     Args:
         frame: an av.VideoFrame.
+        shorter_side: resize in the same pass so the displayed shorter side is this many
+            pixels (preprocessing.shorter_side_size); None keeps the decoded size.
+        reformatter: an av.video.reformatter.VideoReformatter to reuse (it keeps FFmpeg's
+            scaler set up between frames of one size); None makes one.
     Returns:
         A function returning the H x W x 3 uint8 BGR image.
     """
 
     def convert() -> np.ndarray:
-        image = frame.to_ndarray(format="bgr24")
         # Phone videos store a display rotation (counter-clockwise degrees) instead of
         # rotating the pixels; apply it so the frames look as players show them
         # (OpenCV does the same by default). Mirroring flags are rare and ignored.
         quarter_turns = round((frame.rotation or 0) / 90) % 4
+        if shorter_side is None:
+            image = frame.to_ndarray(format="bgr24")
+        else:
+            image = _scaled_bgr(frame, shorter_side, quarter_turns % 2 == 1, reformatter)
         if quarter_turns:
             image = np.ascontiguousarray(np.rot90(image, quarter_turns))
         return image
 
     return convert
+
+
+def _scaled_bgr(frame, shorter_side: int, turned: bool, reformatter) -> np.ndarray:
+    """The picture resized and converted to BGR by FFmpeg's scaler in one pass (before any rotation)."""
+    from av.video.reformatter import VideoReformatter
+
+    # The size is chosen on the displayed picture; a quarter turn swaps its sides.
+    if turned:
+        height, width = shorter_side_size(frame.height, frame.width, shorter_side)
+    else:
+        width, height = shorter_side_size(frame.width, frame.height, shorter_side)
+    if (width, height) == (frame.width, frame.height):
+        return frame.to_ndarray(format="bgr24")  # already the size: exactly the unresized conversion
+    # Averaging when shrinking, as preprocessing's cv2 path does (INTER_AREA): the same
+    # pictures within rounding and chroma sampling (tests/video/test_preprocessing.py).
+    interpolation = _SHRINK if shorter_side < min(frame.width, frame.height) else _ENLARGE
+    reformatter = reformatter or VideoReformatter()
+    scaled = reformatter.reformat(frame, width, height, "bgr24", interpolation=interpolation)
+    return scaled.to_ndarray()
+
+
+# FFmpeg scaler algorithms: area averaging to shrink, bilinear to enlarge.
+_SHRINK = "AREA"
+_ENLARGE = "BILINEAR"
 
 
 def threading_for(slices_per_picture: int, cores: int) -> str:
@@ -125,17 +158,26 @@ class PyAVDecoder:
             it from the stream with threading_for().
         skip_unreferenced: leave out H.264 pictures that are neither wanted nor
             referenced (False decodes every picture, for comparisons).
+        shorter_side: frames come out resized to this shorter side, resized and converted
+            in one pass (pyav_converter); None keeps the decoded size.
     """
 
     name = "pyav"
 
     def __init__(
-        self, path: str, stream_index: int = 0, *, thread_type: str | None = None, skip_unreferenced: bool = True
+        self,
+        path: str,
+        stream_index: int = 0,
+        *,
+        thread_type: str | None = None,
+        skip_unreferenced: bool = True,
+        shorter_side: int | None = None,
     ):
         self.path = path
         self.stream_index = stream_index
         self.thread_type = thread_type
         self.skip_unreferenced = skip_unreferenced
+        self.shorter_side = shorter_side
 
     def frames(self, wanted: Wanted | None = None) -> Iterator[tuple[int, LazyFrame | None]]:
         """Yields (index, LazyFrame) for decoded frames and (index, None) for left-out ones.
@@ -172,11 +214,13 @@ class PyAVDecoder:
 
     def _frames(self, wanted_rank) -> Iterator[tuple[int, fractions.Fraction | None, LazyFrame | None]]:
         import av
+        from av.video.reformatter import VideoReformatter
 
         try:
             container = av.open(self.path)
         except av.error.FFmpegError as err:
             raise DecodeError(f"cannot be opened: {ffmpeg_reason(err)}") from err
+        reformatter = VideoReformatter()
         try:
             stream = container.streams[self.stream_index]
             time_base = fractions.Fraction(stream.time_base) if stream.time_base else None
@@ -217,7 +261,7 @@ class PyAVDecoder:
                     if frame.pts is not None and time_base is not None:
                         origin = frame.pts if origin is None else origin
                         seconds = (frame.pts - origin) * time_base
-                    yield index, seconds, pyav_converter(frame)
+                    yield index, seconds, pyav_converter(frame, self.shorter_side, reformatter)
         except av.error.FFmpegError as err:  # demuxing (reading the file) failed
             raise DecodeError(ffmpeg_reason(err)) from err
         finally:
@@ -231,12 +275,14 @@ class Cv2Decoder:
     False for both); VideoReader compares the frame count with the one the
     container declares to catch a video that stopped early. OpenCV picks the video
     stream itself, so ``stream_index`` is not used, and every frame is decoded.
+    ``shorter_side`` resizes each converted frame with preprocessing.resize_shorter_side.
     """
 
     name = "cv2"
 
-    def __init__(self, path: str, stream_index: int = 0):
+    def __init__(self, path: str, stream_index: int = 0, *, shorter_side: int | None = None):
         self.path = path
+        self.shorter_side = shorter_side
 
     def frames(self, wanted: Wanted | None = None) -> Iterator[tuple[int, LazyFrame]]:
         """Yields (index, LazyFrame) for every frame; ``wanted`` is not used.
@@ -259,7 +305,7 @@ class Cv2Decoder:
                 ok, image = capture.retrieve()
                 if not ok or image is None:
                     raise DecodeError("a decoded frame could not be converted")
-                return image
+                return image if self.shorter_side is None else resize_shorter_side(image, self.shorter_side)
 
             index = 0
             while capture.grab():

@@ -14,7 +14,7 @@
 Decoding runs in a background thread that hands frames over through a queue of one or
 two frames, so the stream is never buffered, a stall is noticed while FFmpeg is blocked in
 a read, and Ctrl-C reaches the main thread at once. Frames are converted the way
-VideoReader converts them (BGR, display rotation applied).
+VideoReader converts them (BGR, display rotation applied, resized in the same pass when asked).
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ class LiveSource:
         stall_timeout: seconds without any data from the source after which it counts as stalled.
         transform: applied to each kept BGR image in the decoding thread (e.g. the model's preprocessing).
         input_format: FFmpeg's demuxer name, for inputs it cannot guess (e.g. "v4l2", "mpegts").
+        shorter_side: resize each kept frame to this shorter side while converting it (before
+            ``transform``), as VideoReader does; None keeps the source's size.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class LiveSource:
         stall_timeout: float = 10.0,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         input_format: str | None = None,
+        shorter_side: int | None = None,
     ):
         if not (isinstance(stall_timeout, (int, float)) and stall_timeout > 0 and math.isfinite(stall_timeout)):
             raise ValueError(f"stall_timeout must be a positive number of seconds, got {stall_timeout!r}")
@@ -118,6 +121,7 @@ class LiveSource:
         self.stall_timeout = float(stall_timeout)
         self.input_format = input_format
         self._transform = transform
+        self.shorter_side = shorter_side
         self.end_reason: str | None = None
         self.end_detail = ""
         self.corrupt_packets = 0
@@ -211,6 +215,7 @@ class LiveSource:
     def _demux(self, container) -> tuple[str, str]:
         """Decode until the stream ends; returns (end reason, detail)."""
         import av
+        from av.video.reformatter import VideoReformatter
 
         streams = video_streams(container)
         if not streams:
@@ -223,6 +228,7 @@ class LiveSource:
         resampler = TimeResampler(self.fps, rate, time_base)
         origin = None  # the first frame's pts: times count from it
         packets = container.demux(stream)
+        reformatter = VideoReformatter()
         while True:
             try:
                 packet = next(packets)
@@ -259,7 +265,7 @@ class LiveSource:
                 slot = resampler.keep(seconds)
                 if slot is None:
                     continue
-                image = pyav_converter(frame)()
+                image = pyav_converter(frame, self.shorter_side, reformatter)()
                 if self._transform is not None:
                     image = self._transform(image)
                 if not self._put(("frame", LiveFrame(slot, float(seconds), image))):

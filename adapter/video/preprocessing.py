@@ -3,6 +3,12 @@
 BGR uint8 frame (as decoded) -> RGB float32 in [0, 1], shorter side resized to imgz,
 cropped to imgz x imgz. Prediction crops the centre; training may move the crop window
 (the same window for every frame of a clip, so motion is left intact).
+
+The readers can do the resize while they convert the decoded picture (VideoReader and
+LiveSource with shorter_side=imgz: FFmpeg's scaler resizes and converts YUV to BGR in one
+pass, so the full-size BGR frame is never made). preprocess_frame takes either: a frame
+already at shorter_side_size is only cropped, so predict and training get the same
+geometry whichever reader resized.
 """
 
 from __future__ import annotations
@@ -71,13 +77,27 @@ def preprocess_frame(image_bgr: np.ndarray, imgz: int, crop_position: tuple[floa
 def resize_shorter_side(image: np.ndarray, imgz: int) -> np.ndarray:
     """The resize step of preprocess_frame alone: shorter side to imgz, aspect ratio kept.
 
-    A frame already at that size comes back unchanged, so frames resized once (the
-    training frame cache) and cropped later give exactly preprocess_frame's output.
+    A frame already at that size comes back unchanged, so frames resized once (by a reader
+    given shorter_side, or in the training frame cache) and cropped later give exactly
+    preprocess_frame's output for them.
     """
     height, width = image.shape[:2]
-    scale = imgz / min(height, width)
-    size = (max(imgz, round(width * scale)), max(imgz, round(height * scale)))
+    size = shorter_side_size(width, height, imgz)
     if size == (width, height):
         return image
     # INTER_AREA averages when shrinking (no aliasing of fine texture); linear when enlarging.
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if imgz < min(height, width) else cv2.INTER_LINEAR)
+
+
+def shorter_side_size(width: int, height: int, imgz: int) -> tuple[int, int]:
+    """The size a width x height frame is resized to: shorter side imgz, aspect ratio kept.
+
+    Args:
+        width: the frame's width as displayed.
+        height: the frame's height as displayed.
+        imgz: the model's input size.
+    Returns:
+        (width, height) of the resized frame; neither is below imgz.
+    """
+    scale = imgz / min(height, width)
+    return max(imgz, round(width * scale)), max(imgz, round(height * scale))

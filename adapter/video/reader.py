@@ -68,6 +68,7 @@ class Frame:
     # every frame counts, kept or not (decoded or left out by the decoder).
     index: int
     # H x W x 3 uint8, BGR (the cv2 convention); the preprocessing stage converts to RGB.
+    # Already resized to the reader's shorter_side when it has one.
     image: np.ndarray
     # Presentation time, seconds since the video's first frame (None when the rate and timestamps are unknown).
     time: float | None = None
@@ -270,7 +271,10 @@ class VideoReader:
     ``path``: a local video file. ``fps``: the frame rate to resample to; None keeps
     every frame, and so does an ``fps`` at or above the video's own rate (frames are
     never duplicated). ``name``: how errors and warnings refer to the video (default:
-    ``path``); pass the platform's item name so users recognise it.
+    ``path``); pass the platform's item name so users recognise it. ``shorter_side``:
+    the frames come out resized so their shorter side is this (the model's imgz; see
+    adapter/video/preprocessing.py), resized while they are converted from the decoded
+    picture so the full-size frame is never made; None keeps the video's size.
 
     Resampling keeps a frame when it is the first frame shown at or after a target time
     k/fps (k = 0, 1, 2, ...), by presentation time (TimeResampler, which watch's LiveSource
@@ -304,14 +308,27 @@ class VideoReader:
             its duration; None if it gives neither. Only a hint (e.g. for progress bars).
     """
 
-    def __init__(self, path: str, fps: float | None = None, name: str | None = None, *, _decoder: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        fps: float | None = None,
+        name: str | None = None,
+        *,
+        shorter_side: int | None = None,
+        _decoder: str | None = None,
+    ):
         self.path = os.fspath(path)
         self.name = name if name is not None else self.path
         if fps is not None and not (
             isinstance(fps, numbers.Real) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0
         ):
             raise ValueError(f"fps must be a positive number or None, got {fps!r}")
+        if shorter_side is not None and not (
+            isinstance(shorter_side, numbers.Integral) and not isinstance(shorter_side, bool) and shorter_side > 0
+        ):
+            raise ValueError(f"shorter_side must be a positive whole number of pixels or None, got {shorter_side!r}")
         self.fps = fps
+        self.shorter_side = shorter_side
         self._decoder_name = _decoder or DEFAULT_DECODER
         if self._decoder_name not in DECODERS:
             raise ValueError(f"unknown decoder {self._decoder_name!r}; expected one of {sorted(DECODERS)}")
@@ -348,10 +365,11 @@ class VideoReader:
         """
         if not self.declared_frames:
             return None
-        if self._ratio is None:
+        resampler = self.resampler()
+        if resampler.keeps_every_frame:
             return self.declared_frames
-        # Frames 0..n-1 hold floor((n-1) * ratio) + 1 target times (see _is_kept).
-        return (self.declared_frames - 1) * self._ratio.numerator // self._ratio.denominator + 1
+        # A constant-rate video's last frame is at (n-1)/source_fps: the slots 0..its slot are kept.
+        return resampler.slot(fractions.Fraction(self.declared_frames - 1) / self._source_rate) + 1
 
     def __repr__(self) -> str:
         return f"VideoReader({self.name!r}, fps={self.fps!r}, source_fps={self.source_fps:g})"
@@ -372,7 +390,7 @@ class VideoReader:
         return fractions.Fraction(index) / self._source_rate if self._source_rate else None
 
     def __iter__(self) -> Iterator[Frame]:
-        decoder = DECODERS[self._decoder_name](self.path, self._stream_index)
+        decoder = DECODERS[self._decoder_name](self.path, self._stream_index, shorter_side=self.shorter_side)
         self.num_frames = 0
         self._last_times = (None, None)
         resampler = self.resampler()

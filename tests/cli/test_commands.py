@@ -128,10 +128,12 @@ def test_evaluate_writes_its_report_even_when_the_confusion_picture_cannot_be_wr
     labels = ["walk", "run"]
     item = subset.EvaluationItem("/walk.mp4", str(tmp_path / "walk.mp4"), [("walk", None, None)])
     monkeypatch.setattr(subset, "evaluation_items", lambda data, name: ([item], []))
-    adapter = types.SimpleNamespace(loaded=types.SimpleNamespace(labels=labels))
+    adapter = types.SimpleNamespace(
+        loaded=types.SimpleNamespace(labels=labels), config=types.SimpleNamespace(temporal_annotations=False)
+    )
     monkeypatch.setattr(commands, "loaded_adapter", lambda args: adapter)
     score = VideoScore("/walk.mp4", ["walk"], "walk", [("walk", 0.8), ("run", 0.2)])
-    monkeypatch.setattr(evaluate, "predict_items", lambda adapter, items, progress: ([score], []))
+    monkeypatch.setattr(evaluate, "predict_items", lambda adapter, items, progress, segment_scores=None: ([score], []))
     output = tmp_path / "report.json"
     plot = tmp_path / ("m" * 300 + ".png")  # a name the file system refuses
 

@@ -68,7 +68,12 @@ def stream_adapter(hub_cache, module_platform):
 def test_a_loopback_socket_gives_a_line_per_period_ending_in_what_predict_says(stream_adapter, stream, tmp_path):
     config = stream_adapter.config
     with served(stream) as url:
-        source = LiveSource(url, config.frame_rate, transform=lambda image: preprocess_frame(image, config.imgz))
+        source = LiveSource(
+            url,
+            config.frame_rate,
+            transform=lambda image: preprocess_frame(image, config.imgz),
+            shorter_side=config.imgz,  # as the command resizes
+        )
         results = watch_periods(
             source,
             stream_adapter.classifier,

@@ -41,6 +41,7 @@ def test_defaults_are_the_documented_values(configuration, caplog_config):
     assert config.id_to_label_map is None
     assert config.predict_embed_subset_limit == 1000  # the SDK's own default
     assert config.predict_embed_timeout == 86400  # the SDK's own default
+    assert config.precision == "float32" and config.calibration_videos is None
     assert config_warnings(caplog_config) == []
 
 
@@ -84,6 +85,10 @@ BAD_VALUES = [
     ("weights_filename", ".."),
     ("imgz", 100000),
     ("n_frames", 100000),
+    ("precision", "int4"),
+    ("precision", "FLOAT16"),
+    ("calibration_videos", 3),
+    ("calibration_videos", ""),
 ]
 
 
@@ -348,3 +353,13 @@ def test_multi_view_and_spaced_clips_are_refused_for_stream_models(key, value):
     with pytest.raises(ConfigError, match=f"'{key}': {value} applies to base models only"):
         MovinetConfig.from_dict({"model_mode": "stream", key: value})
     assert getattr(MovinetConfig.from_dict({"model_mode": "base", key: value}), key) == value
+
+
+def test_int8_needs_calibration_videos_and_the_tflite_runtime():
+    with pytest.raises(ConfigError, match="'int8' needs 'calibration_videos'"):
+        MovinetConfig.from_dict({"precision": "int8"})
+    for precision in ("float16", "int8"):
+        with pytest.raises(ConfigError, match=f"{precision!r} needs the tflite runtime.*'tensorflow'"):
+            MovinetConfig.from_dict({"precision": precision, "runtime": "tensorflow", "calibration_videos": "v"})
+    config = MovinetConfig.from_dict({"precision": "int8", "calibration_videos": "videos/"})
+    assert config.resolved_runtime == "tflite" and config.calibration_videos == "videos/"

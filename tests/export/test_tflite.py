@@ -39,6 +39,7 @@ BASE_FRAMES = 4
 # The exporter's own code: a change to any of these makes the cached conversions stale.
 EXPORTER_SOURCES = (
     "runtime/conversion.py",
+    "runtime/calibration.py",
     "export/tflite.py",
     "model/layer_swaps.py",
     "model/network.py",
@@ -46,6 +47,7 @@ EXPORTER_SOURCES = (
     "video/clips.py",
     "video/preprocessing.py",
     "video/reader.py",
+    "video/decoders.py",
 )
 ADAPTER = Path(cli.__file__).parent.parent
 
@@ -206,7 +208,7 @@ def test_the_description_beside_the_file_names_labels_input_and_zero_initial_sta
     assert all(not np.any(value.numpy()) for value in initial.values())
 
 
-@pytest.mark.parametrize("quantize,size_ratio,threshold", [("float16", 0.6, 0.9), ("int8", 0.5, 0.5)])
+@pytest.mark.parametrize("quantize,size_ratio,threshold", [("float16", 0.6, 0.9), ("int8", 0.5, 0.9)])
 def test_fine_tuned_quantized_stream_export_has_its_labels_is_small_and_mostly_agrees_on_top1(
     stream_exports, finetuned_stream, videos, quantize, size_ratio, threshold
 ):
@@ -293,7 +295,7 @@ def test_fine_tuned_base_float_export_has_its_labels_and_matches_the_keras_model
 def test_float16_and_int8_base_exports_are_smaller_and_mostly_agree_on_top1(base_exports, finetuned_base, videos):
     clips, expected = base_logits(finetuned_base, videos["long"])
     float_size = base_exports["none"].stat().st_size
-    for quantize, size_ratio, threshold in (("float16", 0.6, 0.9), ("int8", 0.5, 0.5)):
+    for quantize, size_ratio, threshold in (("float16", 0.6, 0.9), ("int8", 0.5, 0.9)):
         got = tflite_clips(interpreter(base_exports[quantize]), clips)
         agreement = float((got.argmax(-1) == expected.argmax(-1)).mean())
         print(f"{quantize} base top-1 agreement per clip: {agreement:.2f}")

@@ -39,7 +39,7 @@ def _load_tool(name: str):
 build_manifest = _load_tool("build_manifest")
 build_images = _load_tool("build_images")
 
-TEST_ONLY = {"pytest", "pytest-xdist", "dockerfile-parse"}
+TEST_ONLY = {"pytest", "pytest-xdist", "dockerfile-parse", "scikit-video"}
 
 
 def requirement_lines(name: str = "requirements.txt") -> list[str]:

@@ -110,6 +110,8 @@ def test_the_default_runtime_is_tflite_except_base_models_on_a_gpu():
     assert backend.runtime_for(CONFIG, gpus=["GPU:0"]) == "tflite"  # stream: LiteRT beats TF per frame
     assert backend.runtime_for(base.replace(runtime="tflite"), gpus=["GPU:0"]) == "tflite"  # asked for
     assert CONFIG.replace(runtime="tensorflow").resolved_runtime == "tensorflow"
+    # Another precision than float32 exists only in TF Lite: it keeps a base model there on a GPU.
+    assert backend.runtime_for(base.replace(precision="float16"), gpus=["GPU:0"]) == "tflite"
 
 
 @pytest.mark.parametrize("value", ["tf-lite", "TFLITE", 1, ""])
@@ -151,6 +153,28 @@ def test_changed_weights_input_size_or_source_give_another_key(tmp_path, no_user
         conversion_cache.conversion_key(fake_model(tmp_path / "m"), CONFIG.replace(hub_handle="https://mirror/a0"))
         != key
     )
+
+
+def test_the_precision_and_for_int8_the_calibration_videos_give_another_key(tmp_path, no_user_cache):
+    model = fake_model(tmp_path / "m")
+    videos = tmp_path / "calibration"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"video a")
+    int8 = CONFIG.replace(precision="int8", calibration_videos=str(videos))
+    float32 = conversion_cache.conversion_key(model, CONFIG)
+
+    assert "precision" not in float32  # float32 entries made before the key existed stay valid
+    keys = [float32, conversion_cache.conversion_key(model, CONFIG.replace(precision="float16"))]
+    keys.append(conversion_cache.conversion_key(model, int8))
+    (videos / "b.mp4").write_bytes(b"video b")
+    keys.append(conversion_cache.conversion_key(model, int8))
+    assert len({json.dumps(key, sort_keys=True) for key in keys}) == 4
+    # The folder's contents count, not its path.
+    copy = tmp_path / "elsewhere"
+    copy.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (copy / name).write_bytes((videos / name).read_bytes())
+    assert conversion_cache.conversion_key(model, int8.replace(calibration_videos=str(copy))) == keys[-1]
 
 
 def test_the_cache_is_written_beside_the_model_and_reused(tmp_path, no_user_cache):
@@ -208,3 +232,80 @@ def test_fine_tuned_weights_downloaded_to_a_new_folder_reuse_the_conversion(tmp_
     again = conversion_cache.cached_conversion(downloaded(tmp_path / "deploy-2"), CONFIG, converter)
 
     assert first == again and converter.calls == 1
+
+
+# ---------------------------------------------------------------- precision: int8 and float16 on a fine-tuned model
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory) -> LoadedModel:
+    """A 3-class a0 stream model as fine-tuning saves it (random, seeded weights).
+
+    A few classes, as fine-tuned models have: the 600 random Kinetics logits are nearly tied,
+    so their top-1 would say nothing about quantization.
+    """
+    import tensorflow as tf
+    import tf_keras
+
+    from adapter.model.loading import save_finetuned
+    from adapter.model.network import build_classifier
+
+    folder = tmp_path_factory.mktemp("finetuned-stream")
+    tf_keras.utils.set_random_seed(5)
+    model = build_classifier("a0", "stream", num_classes=3)
+    model({**model.init_states(tf.constant([1, 1, IMGZ, IMGZ, 3])), "image": tf.zeros([1, 1, IMGZ, IMGZ, 3])})
+    save_finetuned(model, str(folder), FineTunedInfo("a0", "stream", ["a", "b", "c"], imgz=IMGZ, n_frames=4, fps=5.0))
+    return load_model(CONFIG, str(folder))
+
+
+@pytest.fixture(scope="module")
+def calibration_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calibration")
+    for k, pattern in enumerate(("moving_square", "noise", "color_bars")):
+        write_video(folder / f"c{k}.mp4", frames=20, fps=10, pattern=pattern, seed=k)
+    return folder
+
+
+class Recorder:
+    """The real stream converter, keeping what it returned."""
+
+    def __call__(self, loaded, config):
+        self.flatbuffers = conversion.convert_stream(loaded, config)
+        return self.flatbuffers
+
+
+def tensor_types(flatbuffer: bytes) -> set:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return {np.dtype(detail["dtype"]).name for detail in Interpreter(model_content=flatbuffer).get_tensor_details()}
+
+
+@pytest.mark.parametrize("precision", ["float16", "int8"])
+def test_a_lower_precision_runtime_converts_so_and_agrees_with_float32_frame_by_frame(
+    finetuned, calibration_folder, frames, no_user_cache, precision
+):
+    config = CONFIG.replace(runtime="tflite", precision=precision, calibration_videos=str(calibration_folder))
+    recorder = Recorder()
+    lower = backend.make_classifier(config, finetuned, converter=recorder)
+    float32 = backend.make_classifier(CONFIG.replace(runtime="tflite"), finetuned)
+
+    got = [(s.class_index, int(np.argmax(so_far))) for s, so_far in lower.segments(stream_windows(frames, 1))]
+    expected = [(s.class_index, int(np.argmax(so_far))) for s, so_far in float32.segments(stream_windows(frames, 1))]
+
+    step_types = tensor_types(recorder.flatbuffers[0])
+    assert ("int8" in step_types) == (precision == "int8") and ("float16" in step_types) == (precision == "float16")
+    assert "float32" in step_types  # inputs and outputs stay float32
+    assert len(got) == len(expected) == 23
+    agreement = np.mean([a == b for a, b in zip(got, expected)], axis=0)
+    print(f"{precision} runtime top-1 agreement per frame (own window, so far): {agreement}")
+    assert agreement.min() >= 0.9
+
+
+def test_int8_without_a_calibration_folder_is_refused_naming_the_key_and_folder(finetuned, tmp_path, no_user_cache):
+    from adapter.runtime.calibration import CalibrationError
+
+    missing = str(tmp_path / "no-such-folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, reason in ((missing, "is not a folder"), (str(empty), "holds no file")):
+        config = CONFIG.replace(precision="int8", calibration_videos=folder)
+        with pytest.raises(CalibrationError, match=f"calibration_videos {folder!r} {reason}"):
+            backend.make_classifier(config, finetuned, converter=Spy(fail=True))

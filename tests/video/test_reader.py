@@ -302,8 +302,8 @@ def test_frames_dropped_by_resampling_are_never_converted(tmp_path, monkeypatch)
     conversions = []
     real_converter = decoders.pyav_converter
 
-    def counting_converter(frame):
-        convert = real_converter(frame)
+    def counting_converter(frame, *args):
+        convert = real_converter(frame, *args)
 
         def counted():
             conversions.append(frame)
