@@ -329,6 +329,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             else self.config.temporal_annotations,
             model_name=entity.name if entity is not None else None,
             model_id=entity.id if entity is not None else None,
+            scoring=self.classifier.scoring,
         )
 
     # ------------------------------------------------------------------ embeddings

@@ -5,7 +5,9 @@ mean pooled feature. WindowClassifier (stream): windows in order with the model'
 the model pools its head feature as a running sum and frame count in the states, so a window's own
 probabilities are the head applied to the mean feature of its frames, the video's are the final
 output, and the embedding is the mean over every frame seen. A runtime (tf_backend, litert_backend)
-only runs the model: subclasses supply logits, features or steps.
+only runs the model: subclasses supply logits, features or steps. Logits become probabilities
+through the classifier's Scoring (softmax or sigmoids, and the calibration temperature); the
+default is plain softmax, what pretrained presets always had.
 """
 
 from __future__ import annotations
@@ -14,17 +16,11 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from adapter.runtime.results import (  # The head's global average pool keeps a running sum and frame count in the stream states.
-    Segment,
-    VideoPrediction,
-    softmax,
-    unit_vector,
-)
+from adapter.runtime.results import Scoring, Segment, VideoPrediction, unit_vector
 from adapter.video.clips import Clip
 
+# The head's global average pool keeps a running sum and frame count in the stream states.
 _HEAD_POOL_SUM = "state_head_pool_buffer"
-
-
 _HEAD_POOL_COUNT = "state_head_pool_frame_count"
 
 
@@ -39,6 +35,8 @@ class ClipClassifier:
     Subclasses yield, per group of clips, the clips with their logits (_logits) or their pooled
     "head" features (_features); the video is the clips' mean.
     """
+
+    scoring: Scoring = Scoring()  # backend.make_classifier sets the model's own
 
     def _logits(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
         raise NotImplementedError
@@ -57,13 +55,14 @@ class ClipClassifier:
         probability_sum = None
         segments: list[Segment] = []
         for batch, logits in self._logits(clips):
-            probabilities = softmax(logits)
+            probabilities = self.scoring.raw(logits)
             batch_sum = probabilities.sum(axis=0)
             probability_sum = batch_sum if probability_sum is None else probability_sum + batch_sum
-            segments.extend(_segment(clip, p) for clip, p in zip(batch, probabilities))
+            segments.extend(_segment(clip, self.scoring.calibrate(p)) for clip, p in zip(batch, probabilities))
         if not segments:
             raise ValueError("no clip to classify")
-        return VideoPrediction(probability_sum / len(segments), segments)
+        # The clips' mean is calibrated as a whole, which keeps the order of its classes.
+        return VideoPrediction(self.scoring.calibrate(probability_sum / len(segments)), segments)
 
     def embed(self, clips: Iterable[Clip]) -> np.ndarray:
         """The video's embedding: the clips' mean pooled feature, unit length.
@@ -94,6 +93,8 @@ class WindowClassifier:
     classifier head to a pooled feature in _head_logits.
     """
 
+    scoring: Scoring = Scoring()  # backend.make_classifier sets the model's own
+
     def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
         raise NotImplementedError
 
@@ -112,9 +113,10 @@ class WindowClassifier:
         for window, logits, before, states in self._steps(windows):
             frames_in_window = _frame_count(states) - _frame_count(before)
             pooled_sum = np.asarray(states[_HEAD_POOL_SUM]) - np.asarray(before[_HEAD_POOL_SUM])
-            own = softmax(self._head_logits((pooled_sum / frames_in_window).astype(np.float32)))[0]
+            own = self.scoring.raw(self._head_logits((pooled_sum / frames_in_window).astype(np.float32)))[0]
             # The model's own output pools every frame seen so far.
-            yield _segment(window, own), softmax(logits)[0]
+            scoring = self.scoring
+            yield _segment(window, scoring.calibrate(own)), scoring.calibrate(scoring.raw(logits)[0])
 
     def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
         """The video's prediction: the final output (every frame pooled) and each window's segment.
