@@ -180,6 +180,23 @@ def probability_plotter(adapter, directory: str):
     return write
 
 
+def _evaluation_pictures(scores, adapter, scoring, summary: dict, plot: str, title: str) -> None:
+    """Beside the confusion matrix: the reliability diagram and (multi-label) the per-class AP and F1."""
+    from adapter.evaluation import calibration, plots
+
+    if not scores:
+        return
+    stem = os.path.splitext(plot)[0]
+    before, after = calibration.video_reliability(scores, adapter.loaded.labels, scoring)
+    path = calibration.plot_reliability(
+        before, after, stem + "_reliability.png", title=f"{title}: {len(scores)} videos"
+    )
+    logger.info("Wrote the reliability diagram to %s", path)
+    if "multi_label" in summary:
+        path = plots.plot_per_class_scores(summary["multi_label"], stem + "_per_class.png", title=title)
+        logger.info("Wrote the per-class AP and F1 picture to %s", path)
+
+
 def run_export_hub(args) -> int:
     from adapter.export.hub import export_hub_model
 
@@ -244,7 +261,8 @@ def run_evaluate(args) -> int:
     scores, failed = evaluate.predict_items(
         adapter, items, progress=lambda videos: tqdm(videos, desc="videos", unit="video", disable=None)
     )
-    summary = metrics.summarize(scores, adapter.loaded.labels)
+    scoring = adapter.classifier.scoring if scores else None
+    summary = metrics.summarize(scores, adapter.loaded.labels, scoring)
     print(f"Evaluated {args.model} on subset {args.subset!r} of {args.data_dir}")
     print(metrics.format_report(summary))
     for name, reason in skipped:
@@ -262,6 +280,7 @@ def run_evaluate(args) -> int:
         title = f"{args.model} on {args.subset}: top-1 accuracy {metrics.format_ratio(summary['top1_accuracy'])}"
         plots.plot_confusion_matrix(summary["confusion_matrix"], summary["classes"], plot, title=title)
         logger.info("Wrote the confusion matrix picture to %s", plot)
+        _evaluation_pictures(scores, adapter, scoring, summary, plot, f"{args.model} on {args.subset}")
     for name, reason in failed:
         print(f"FAILED {name}: {reason}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,14 +1,15 @@
 """`movinet evaluate`: predict each video of a subset with the adapter and score it (evaluation.metrics).
 
 Predictions are the video-level class annotations MovinetAdapter.predict makes (the first
-is the top-1) and, for the top-5, the probabilities they come from.
+is the top-1; none: metrics.NO_CLASS) and, for the top-5, calibration and multi-label scores,
+the (calibrated) probabilities they come from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from adapter.evaluation.metrics import TOP_K, VideoScore, ground_truth
+from adapter.evaluation.metrics import NO_CLASS, TOP_K, VideoScore, ground_truth
 from adapter.evaluation.subset import MISSING_VIDEO, EvaluationItem
 from adapter.runtime.results import top_k_labels
 from adapter.video.inputs import VideoInput
@@ -44,9 +45,12 @@ def predict_items(
                 continue
             annotations = collection.to_json()["annotations"]
             video_level = [a for a in annotations if a["metadata"]["user"]["movinet"]["level"] == "video"]
-            top5 = top_k_labels(seen["prediction"].probabilities, adapter.loaded.labels, TOP_K)
+            probabilities = seen["prediction"].probabilities
+            top5 = top_k_labels(probabilities, adapter.loaded.labels, TOP_K)
             truth = ground_truth(item.class_ranges, seen["reader"].num_frames)
-            scores.append(VideoScore(item.name, truth, video_level[0]["label"], top5))
+            predicted = [a["label"] for a in video_level]
+            top1 = predicted[0] if predicted else NO_CLASS  # min_confidence or no class over its threshold
+            scores.append(VideoScore(item.name, truth, top1, top5, probabilities=probabilities, predicted=predicted))
     finally:
         adapter.on_video_predicted = previous_callback
         adapter.failures = []

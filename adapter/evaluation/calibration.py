@@ -227,3 +227,86 @@ def plot_reliability(before: ReliabilityBins, after: ReliabilityBins | None, pat
     with atomic_open(path, "wb") as file:
         figure.savefig(file, format="png")
     return path
+
+
+def video_reliability(
+    scores, model_labels: Sequence[str], scoring=None
+) -> tuple[ReliabilityBins, ReliabilityBins | None]:
+    """Reliability of an evaluation's videos before and after the model's temperature.
+
+    Single-label: each video's top-1 confidence against whether the top-1 is one of its
+    ground-truth labels. Multi-label: every class's probability as a yes/no call.
+
+    Args:
+        scores: evaluation.metrics.VideoScore with probabilities (the calibrated ones predict reported).
+        model_labels: the label map.
+        scoring: the model's Scoring (None: plain softmax, no temperature).
+
+    Returns:
+        (before, after): after is None when the model has no temperature.
+    """
+    from adapter.runtime.results import Scoring
+
+    scoring = scoring or Scoring()
+    calibrated = np.stack([np.asarray(score.probabilities, np.float64) for score in scores])
+    versions = [scoring.uncalibrate(calibrated)] + ([calibrated] if scoring.temperature is not None else [])
+    results = []
+    for probabilities in versions:
+        probabilities = np.asarray(probabilities, np.float64)
+        if scoring.multi_label:
+            targets = _multi_hot(scores, model_labels)
+            yes = probabilities >= 0.5
+            results.append(
+                reliability(np.maximum(probabilities, 1 - probabilities).reshape(-1), (yes == targets).reshape(-1))
+            )
+        else:
+            best = probabilities.argmax(axis=1)
+            correct = [model_labels[b] in score.truth for b, score in zip(best, scores)]
+            results.append(reliability(probabilities.max(axis=1), correct))
+    return results[0], (results[1] if len(results) > 1 else None)
+
+
+def _multi_hot(scores, model_labels: Sequence[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(model_labels)}
+    targets = np.zeros((len(scores), len(model_labels)), bool)
+    for row, score in enumerate(scores):
+        for label in score.truth:
+            if label in index:
+                targets[row, index[label]] = True
+    return targets
+
+
+def video_calibration(scores, model_labels: Sequence[str], scoring=None) -> dict:
+    """evaluation.metrics.summarize's calibration (and multi-label) part.
+
+    Args:
+        scores: VideoScores with probabilities.
+        model_labels: the label map.
+        scoring: the model's Scoring, or None.
+
+    Returns:
+        {"calibration": {"bins", "temperature", "ece_before", "ece_after", "reliability_before",
+        "reliability_after"}} and, for multi-label models, "multi_label" (multilabel.multi_label_report).
+    """
+    from adapter.evaluation.multilabel import multi_label_report
+    from adapter.runtime.results import Scoring
+
+    scoring = scoring or Scoring()
+    before, after = video_reliability(scores, model_labels, scoring)
+    result = {
+        "calibration": {
+            "bins": ECE_BINS,
+            "temperature": scoring.temperature,
+            "ece_before": _finite(before.expected_calibration_error),
+            "ece_after": _finite(after.expected_calibration_error) if after is not None else None,
+            "reliability_before": before.to_json()["bins"],
+            "reliability_after": after.to_json()["bins"] if after is not None else None,
+        }
+    }
+    if scoring.multi_label:
+        probabilities = np.stack([score.probabilities for score in scores])
+        thresholds = [scoring.threshold(c) for c in range(len(model_labels))]
+        result["multi_label"] = multi_label_report(
+            probabilities, _multi_hot(scores, model_labels), thresholds, model_labels
+        )
+    return result

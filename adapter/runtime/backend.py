@@ -54,13 +54,11 @@ def scoring_for(config: MovinetConfig, loaded: LoadedModel) -> Scoring:
     """
     info = loaded.finetuned
     multi_label = bool(info is not None and info.multi_label)
-    if config.multi_label != multi_label:
+    if config.multi_label and not multi_label:
         logger.warning(
-            "The configuration has multi_label=%s, but the weights from %s were trained %s: predicting as they "
-            "were trained (multi_label applies to training)",
-            config.multi_label,
+            "The configuration has multi_label true, but the weights from %s were not trained multi-label: "
+            "predicting with softmax, as they were trained (multi_label applies to training)",
             loaded.source,
-            "multi-label (sigmoids)" if multi_label else "single-label (softmax)",
         )
     temperature = info.temperature if info is not None and config.calibrate else None
     thresholds = tuple(info.thresholds) if multi_label and info.thresholds else None

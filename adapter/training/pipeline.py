@@ -16,12 +16,10 @@ import tensorflow as tf
 
 from adapter.core.config import MovinetConfig
 from adapter.datasets.layout import Sample
-from adapter.datasets.sample_clips import (  # Validation clips are identical every epoch, so they are decoded once and kept in memory
-    RangeCache,
-    read_clip,
-)
+from adapter.datasets.sample_clips import RangeCache, clip_targets, read_clip
 from adapter.video.preprocessing import CENTRE
 
+# Validation clips are identical every epoch, so they are decoded once and kept in memory
 # when they fit in this much.
 VALIDATION_CACHE_BYTES = 512 * 2**20
 
@@ -43,15 +41,23 @@ class ClipLoader:
     """
 
     def __init__(
-        self, samples: Sequence[Sample], config: MovinetConfig, *, training: bool, cache: RangeCache | None = None
+        self,
+        samples: Sequence[Sample],
+        config: MovinetConfig,
+        *,
+        training: bool,
+        cache: RangeCache | None = None,
+        num_classes: int | None = None,
     ):
+        """num_classes: with config.multi_label, the length of each clip's multi-hot targets."""
         self.samples = list(samples)
+        self.num_classes = num_classes if config.multi_label else None
         self.config = config
         self.training = training
         self.augment = training and config.augment
         self.cache = cache
 
-    def clip(self, index: int, seed: int) -> tuple[np.ndarray, int]:
+    def clip(self, index: int, seed: int) -> tuple[np.ndarray, int | np.ndarray]:
         """One clip of a sample.
 
         Args:
@@ -59,7 +65,8 @@ class ClipLoader:
             seed: the per-clip seed every random draw of this clip comes from.
 
         Returns:
-            (frames, label index): n_frames x imgz x imgz x 3 float32 in [0, 1], and the sample's class.
+            (frames, target): n_frames x imgz x imgz x 3 float32 in [0, 1], and the sample's class
+            index, or (multi-label) the multi-hot targets of the labels overlapping the clip's frames.
         """
         sample = self.samples[index]
         rng = np.random.default_rng(seed)
@@ -81,12 +88,14 @@ class ClipLoader:
         frames = clip.frames
         if self.augment:
             frames = jitter_clip(frames, rng)
+        if self.num_classes is not None:
+            return frames, clip_targets(sample, clip.first_index, clip.last_index, self.num_classes)
         return frames, sample.label_index
 
     def __call__(self, index, seed):
         # numpy_function hands over numpy scalars; seeds arrive as any int64.
         frames, label = self.clip(int(index), int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
-        return frames, np.int32(label)
+        return frames, (label if self.num_classes is not None else np.int32(label))
 
 
 def jitter_clip(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -113,8 +122,9 @@ def make_dataset(
     batch_size: int | None = None,
     seed: int | None = None,
     cache: RangeCache | None = None,
+    num_classes: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (clips, label indices): parallel decoding and prefetch.
+    """Batches of (clips, label indices), or (multi_label) (clips, multi-hot targets): parallel decoding and prefetch.
 
     Training reshuffles every epoch and drops the last partial batch, so every step has
     one shape (one trace of the train step); over epochs every sample is still drawn.
@@ -126,11 +136,15 @@ def make_dataset(
         batch_size: overrides config.batch_size.
         seed: makes shuffling and clip draws repeatable.
         cache: a RangeCache to slice training clips from instead of decoding each one.
+        num_classes: the label map's size (needed with config.multi_label).
 
     Returns:
         A prefetching tf.data.Dataset of (float32 clips, int32 labels).
     """
-    loader = ClipLoader(samples, config, training=training, cache=cache)
+    if config.multi_label and not num_classes:
+        raise ValueError("multi-label clips need num_classes, the length of their targets")
+    loader = ClipLoader(samples, config, training=training, cache=cache, num_classes=num_classes)
+    target_type, target_shape = (tf.float32, [num_classes]) if config.multi_label else (tf.int32, [])
     batch_size = batch_size or config.batch_size
     indices = tf.data.Dataset.range(len(samples))
     if training:
@@ -139,9 +153,9 @@ def make_dataset(
     clip_shape = [config.n_frames, config.imgz, config.imgz, 3]
 
     def load(index, clip_seed):
-        frames, label = tf.numpy_function(loader, [index, clip_seed], [tf.float32, tf.int32], name="read_clip")
+        frames, label = tf.numpy_function(loader, [index, clip_seed], [tf.float32, target_type], name="read_clip")
         frames.set_shape(clip_shape)
-        label.set_shape([])
+        label.set_shape(target_shape)
         return frames, label
 
     dataset = tf.data.Dataset.zip((indices, clip_seeds)).map(load, num_parallel_calls=tf.data.AUTOTUNE)

@@ -35,7 +35,7 @@ RESUME_FILENAME = "resume.json"
 OPTIMIZER_CHECKPOINT = "optimizer"  # prefix of the tf.train.Checkpoint files in checkpoints/last
 
 # Settings the saved weights and optimizer state are only valid for.
-MATCHED_SETTINGS = ("model_id", "labels", "imgz", "n_frames", "fps", "freeze_backbone")
+MATCHED_SETTINGS = ("model_id", "labels", "imgz", "n_frames", "fps", "freeze_backbone", "multi_label")
 
 
 @dataclasses.dataclass
@@ -55,6 +55,7 @@ class ResumeState:
     best_val_loss: float
     history: dict[str, list[float]]
     artifacts_path: str = ""  # where it was found (not saved)
+    multi_label: bool = False  # absent from states written before multi-label training existed
 
     def settings(self) -> dict:
         """The settings the state is valid for.
@@ -82,6 +83,7 @@ def run_settings(config: MovinetConfig, labels: Sequence[str]) -> dict:
         n_frames=config.n_frames,
         fps=config.frame_rate,
         freeze_backbone=config.freeze_backbone,
+        multi_label=config.multi_label,
     )
 
 
