@@ -89,3 +89,20 @@ def test_multi_label_clips_are_scored_with_independent_sigmoids():
     prediction = FixedLogits(logits, Scoring(multi_label=True)).classify(_clips(1))
     np.testing.assert_allclose(prediction.probabilities, 1 / (1 + np.exp(-logits[0])), rtol=1e-6)
     assert prediction.probabilities.sum() > 1.0  # not one distribution
+
+
+@pytest.mark.parametrize("mode", ["base", "stream"])
+def test_pretrained_presets_score_with_plain_softmax_whatever_the_new_keys(hub_cache, mode, caplog):
+    """A hub model has no movinet.json: no temperature, no thresholds, softmax; calibrate changes nothing."""
+    from adapter.core.config import MovinetConfig
+    from adapter.core.presets import preset_configuration
+    from adapter.model.loading import load_model
+    from adapter.runtime.backend import scoring_for
+
+    config = MovinetConfig.from_dict(preset_configuration("a0", mode))
+    loaded = load_model(config, None)
+    assert scoring_for(config, loaded) == Scoring()
+    assert scoring_for(config.replace(calibrate=False), loaded) == Scoring()
+    # Asking a softmax-trained model for multi-label prediction only warns: it predicts as trained.
+    assert scoring_for(config.replace(multi_label=True), loaded) == Scoring()
+    assert "not trained multi-label" in caplog.text

@@ -30,6 +30,8 @@ class Run:
     predicted: dict  # video path -> video-level labels, most probable first
     confidences: dict  # video path -> their confidences
     log: str
+    evaluations: dict  # "evaluation": evaluate's JSON; "strict": the same with min_confidence 0.9999
+    folder: str
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +39,9 @@ def multi_label_run(tmp_path_factory):
     from adapter.cli import parser as cli
 
     root = tmp_path_factory.mktemp("multi-label")
-    dataset = write_multi_label_dataset(root / "data", per_pair={"train": 6, "validation": 3, "test": 2})
+    dataset = write_multi_label_dataset(root / "data", per_pair={"train": 8, "validation": 3, "test": 2})
     output = str(root / "weights")
-    training = set_options(num_epochs=8, learning_rate=0.003, pretrained="false", multi_label="true")
+    training = set_options(num_epochs=12, learning_rate=0.003, pretrained="false", multi_label="true")
     handler = _Capture()
     logging.getLogger("adapter").addHandler(handler)
     previous_level = logging.getLogger("adapter").level
@@ -52,6 +54,11 @@ def multi_label_run(tmp_path_factory):
         )
         annotations_path = str(root / "predictions.json")
         assert cli.main(["predict", "--weights", output, *test_videos, "--output", annotations_path, *SMALL]) == 0
+        evaluation = str(root / "evaluation.json")
+        evaluate = ["evaluate", dataset.root, "--subset", "test", "--weights", output, *SMALL]
+        assert cli.main([*evaluate, "--output", evaluation]) == 0
+        strict = str(root / "strict.json")
+        assert cli.main([*evaluate, "--output", strict, *set_options(min_confidence=0.9999)]) == 0
     finally:
         logging.getLogger("adapter").removeHandler(handler)
         logging.getLogger("adapter").setLevel(previous_level)
@@ -64,7 +71,11 @@ def multi_label_run(tmp_path_factory):
         confidences[path] = [a["metadata"]["user"]["model"]["confidence"] for a in video_level]
     with open(os.path.join(output, HISTORY_FILENAME)) as file:
         history = json.load(file)
-    return Run(dataset, output, history, predicted, confidences, "\n".join(handler.messages))
+    reports = {}
+    for name in ("evaluation", "strict"):
+        with open(root / f"{name}.json") as file:
+            reports[name] = json.load(file)
+    return Run(dataset, output, history, predicted, confidences, "\n".join(handler.messages), reports, str(root))
 
 
 class _Capture(logging.Handler):
@@ -111,3 +122,33 @@ def test_map_per_class_ap_and_f1_are_in_the_training_history(multi_label_run):
     )
     assert "mAP" in multi_label_run.log and "Calibration on 12 validation clips" in multi_label_run.log
     assert os.path.isfile(os.path.join(multi_label_run.output, RELIABILITY_FILENAME))
+
+
+def test_evaluate_reports_map_ap_f1_calibration_and_pictures(multi_label_run):
+    report = multi_label_run.evaluations["evaluation"]
+    assert report["videos"] == 8
+    multi = report["multi_label"]
+    assert set(multi["per_class"]) == {"big", "blue", "red", "small"}
+    assert all(entry["positives"] == 4 for entry in multi["per_class"].values())
+    assert multi["map"] == pytest.approx(np.mean([entry["ap"] for entry in multi["per_class"].values()]))
+    # The F1 at the thresholds agrees with what predict named.
+    named = sum(len(p["predicted"]) for p in report["predictions"])
+    right = sum(len(set(p["predicted"]) & set(p["truth"])) for p in report["predictions"])
+    assert multi["f1_micro"] == pytest.approx(2 * right / (named + 16))
+    calibration = report["calibration"]
+    assert (
+        calibration["bins"] == 15 and calibration["temperature"] == find_finetuned(multi_label_run.output).temperature
+    )
+    assert calibration["ece_before"] is not None and calibration["ece_after"] is not None
+    assert sum(b["count"] for b in calibration["reliability_after"]) == 8 * 4  # a yes/no per class and video
+    for suffix in ("_reliability.png", "_per_class.png", ".png"):
+        with open(os.path.join(multi_label_run.folder, "evaluation" + suffix), "rb") as file:
+            assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_min_confidence_leaves_unsure_videos_without_a_class_and_evaluate_counts_them(multi_label_run):
+    strict = multi_label_run.evaluations["strict"]
+    unsure = [p for p in strict["predictions"] if max(c["probability"] for c in p["top5"]) < 0.9999]
+    assert unsure  # sigmoid probabilities of a few epochs' training are not that sure
+    assert strict["no_class_videos"] == len(unsure)
+    assert all(p["top1"] == "(no class)" and p["predicted"] == [] for p in unsure)
