@@ -101,10 +101,8 @@ def remove_checkpoints(output_path: str) -> bool:
         return False
     shutil.rmtree(checkpoints)
     logger.info(
-        "Removed the training checkpoints from %s: it keeps the fine-tuned weights, movinet.json, %s, %s and %s",
+        "Removed the training checkpoints from %s: it keeps the fine-tuned weights, movinet.json, the pictures and %s",
         output_path,
-        CURVES_FILENAME,
-        CONFUSION_FILENAME,
         HISTORY_FILENAME,
     )
     return True
