@@ -9,6 +9,7 @@ train: training.fit.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 import os
@@ -490,6 +491,7 @@ class MovinetAdapter(dl.BaseModelAdapter):
             model_id=entity.id if entity is not None else None,
             segment_options=SegmentOptions.from_config(self.config),
             source_fps=reader.source_fps,
+            scoring=self.classifier.scoring,
         )
         return name_predictions(collection, evaluating_as) if evaluating_as else collection
 
@@ -626,6 +628,10 @@ class MovinetAdapter(dl.BaseModelAdapter):
         self._finished_output = os.path.realpath(output_path)
         # Reload the kept epoch the way a deployed model is loaded, so predict() now uses it.
         self.load(result.checkpoint_dir)
+        if result.calibrated and self.loaded.finetuned is not None:
+            # The temperature and thresholds fitted at the end: predict() scores with them (the
+            # classifier is built after load()), and save() writes them into movinet.json.
+            self.loaded.finetuned = dataclasses.replace(self.loaded.finetuned, **result.calibrated)
         return result
 
     def _checkpoint_uploader(self, config: MovinetConfig):

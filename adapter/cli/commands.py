@@ -256,6 +256,45 @@ def probability_plotter(adapter, directory: str):
     return write
 
 
+def _evaluation_pictures(scores, adapter, scoring, summary: dict, plot: str, title: str) -> None:
+    """Beside the confusion matrix: the reliability diagram and (multi-label) the per-class AP and F1.
+
+    A picture that cannot be written is a warning, as the confusion matrix's: the metrics are
+    printed and written already.
+    """
+    from adapter.evaluation import calibration, plots
+
+    if not scores:
+        return
+    stem = os.path.splitext(plot)[0]
+    pictures = [
+        (
+            "reliability diagram",
+            stem + "_reliability.png",
+            lambda path: calibration.plot_reliability(
+                *calibration.video_reliability(scores, adapter.loaded.labels, scoring),
+                path,
+                title=f"{title}: {len(scores)} videos",
+            ),
+        )
+    ]
+    if "multi_label" in summary:
+        pictures.append(
+            (
+                "per-class AP and F1 picture",
+                stem + "_per_class.png",
+                lambda path: plots.plot_per_class_scores(summary["multi_label"], path, title=title),
+            )
+        )
+    for name, path, draw in pictures:
+        try:
+            written = draw(path)
+        except Exception as err:  # a by-product, as the confusion matrix picture
+            logger.warning("Could not write the %s to %s (%s: %s)", name, path, type(err).__name__, err)
+        else:
+            logger.info("Wrote the %s to %s", name, written)
+
+
 def run_export_hub(args) -> int:
     from adapter.export.hub import export_hub_model
 
@@ -329,7 +368,8 @@ def run_evaluate(args) -> int:
         progress=lambda videos: tqdm(videos, desc="videos", unit="video", disable=None),
         segment_scores=segment_scores,
     )
-    summary = metrics.summarize(scores, adapter.loaded.labels)
+    scoring = adapter.classifier.scoring if scores else None
+    summary = metrics.summarize(scores, adapter.loaded.labels, scoring)
     print(f"Evaluated {args.model} on subset {args.subset!r} of {args.data_dir}")
     print(metrics.format_report(summary))
     if segment_scores is not None:
@@ -353,6 +393,7 @@ def run_evaluate(args) -> int:
             logger.warning("Could not write the confusion matrix picture to %s (%s: %s)", plot, type(err).__name__, err)
         else:
             logger.info("Wrote the confusion matrix picture to %s", plot)
+        _evaluation_pictures(scores, adapter, scoring, summary, plot, f"{args.model} on {args.subset}")
     for name, reason in failed:
         print(f"FAILED {name}: {reason}", file=sys.stderr)
     return 1 if failed else 0

@@ -114,6 +114,17 @@ class MovinetConfig:
     # While train_model runs, upload the resume checkpoint to the model's artifacts at most this
     # often (minutes; 0: after every epoch). A killed pod loses at most this plus one epoch.
     checkpoint_upload_minutes: float = 10.0
+    # Multi-label: independent sigmoids trained with binary cross-entropy; a clip's targets are every
+    # label whose annotation overlaps it; predict names every class over its threshold (at most top_k).
+    multi_label: bool = False
+    # Fit one temperature on the validation logits at the end of training, and predict with it.
+    calibrate: bool = True
+    # A video or segment whose best (calibrated) probability is below this gets no class annotation.
+    min_confidence: float = 0.0
+    # Written by save() from movinet.json (which is what predict uses): the fitted temperature and
+    # the per-class thresholds of a multi-label model.
+    temperature: float | None = None
+    class_thresholds: list | None = None
     # Written by save(): the fine-tuned weights in the model's artifacts and their labels.
     weights_filename: str | None = None
     id_to_label_map: dict | None = None
@@ -240,14 +251,34 @@ class MovinetConfig:
         if not isinstance(self.mixed_precision, bool) and self.mixed_precision != "auto":
             _fail("mixed_precision", self.mixed_precision, "'auto', true or false")
         _check_choice(self, "class_weighting", CLASS_WEIGHTINGS)
+        _check_number(self, "min_confidence", minimum=0.0, maximum=1.0)
+        if self.temperature is not None:
+            _check_number(self, "temperature", exclusive_minimum=0.0)
+        if self.class_thresholds is not None and (
+            not isinstance(self.class_thresholds, list)
+            or not self.class_thresholds
+            or any(
+                isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0
+                for t in self.class_thresholds
+            )
+        ):
+            _fail("class_thresholds", self.class_thresholds, "a non-empty list of numbers in [0, 1], or null")
         for key in (
             "temporal_annotations",
             "evaluate_temporal_annotations",
             "freeze_backbone",
             "pretrained",
             "augment",
+            "multi_label",
+            "calibrate",
         ):
             _check_bool(self, key)
+        if self.multi_label and self.class_weighting != "none":
+            # Keras's class_weight reads a one-hot target's argmax: meaningless for several labels at once.
+            raise ConfigError(
+                f"configuration key 'class_weighting': {self.class_weighting!r} is not allowed with "
+                "multi_label true (a clip has several labels); set class_weighting to 'none'"
+            )
         if self.hub_handle is not None and (not isinstance(self.hub_handle, str) or not self.hub_handle):
             _fail("hub_handle", self.hub_handle, "a non-empty string or null")
         if self.weights_filename is not None and not is_plain_filename(self.weights_filename):
@@ -334,7 +365,7 @@ def _check_int(config, key, minimum):
         _fail(key, value, f"an integer >= {minimum}")
 
 
-def _check_number(config, key, minimum=None, exclusive_minimum=None, exclusive_maximum=None):
+def _check_number(config, key, minimum=None, exclusive_minimum=None, exclusive_maximum=None, maximum=None):
     value = getattr(config, key)
     allowed = "a number" + "".join(
         text
@@ -342,6 +373,7 @@ def _check_number(config, key, minimum=None, exclusive_minimum=None, exclusive_m
             (minimum, f" >= {minimum}"),
             (exclusive_minimum, f" > {exclusive_minimum}"),
             (exclusive_maximum, f" < {exclusive_maximum}"),
+            (maximum, f" <= {maximum}"),
         )
         if bound is not None
     )
@@ -351,6 +383,7 @@ def _check_number(config, key, minimum=None, exclusive_minimum=None, exclusive_m
         (minimum is not None and value < minimum)
         or (exclusive_minimum is not None and value <= exclusive_minimum)
         or (exclusive_maximum is not None and value >= exclusive_maximum)
+        or (maximum is not None and value > maximum)
     ):
         _fail(key, value, allowed)
 

@@ -62,6 +62,9 @@ class Sample:
     first_frame: int  # source frame index, inclusive
     last_frame: int | None  # inclusive; None: to the end of the video
     item_name: str  # how messages name the item (its remote path)
+    # Every usable class annotation of the video as (label index, first frame, last frame or None):
+    # a multi-label clip's targets are those overlapping its frames (sample_clips.clip_targets).
+    video_ranges: tuple[tuple[int, int, int | None], ...] = ()
 
 
 @dataclasses.dataclass
@@ -253,6 +256,25 @@ def _frame_number(value) -> int | None:
     return int(value)
 
 
+def distinct_ranges(samples: Sequence[Sample]) -> list[Sample]:
+    """One sample per distinct (video, range): multi-label training draws a range's clips once, whatever
+    number of labels annotate it (its clips carry all of them as targets).
+
+    Args:
+        samples: load_subset's samples.
+
+    Returns:
+        The samples, the first of each (video, first frame, last frame), in order.
+    """
+    seen, kept = set(), []
+    for sample in samples:
+        key = (sample.video_path, sample.first_frame, sample.last_frame)
+        if key not in seen:
+            seen.add(key)
+            kept.append(sample)
+    return kept
+
+
 def load_subset(
     data_path: str | os.PathLike,
     subset: str,
@@ -341,7 +363,8 @@ def load_subset(
             usable.append(sample)
         if usable:
             videos += 1
-            samples.extend(usable)
+            video_ranges = tuple((s.label_index, s.first_frame, s.last_frame) for s in usable)
+            samples.extend(dataclasses.replace(sample, video_ranges=video_ranges) for sample in usable)
 
     result = SubsetSamples(subset, samples, videos, skipped)
     (logger.warning if skipped else logger.info)("Loaded %s", result.summary())

@@ -24,6 +24,26 @@ from adapter.video.preprocessing import CENTRE, preprocess_frame
 from adapter.video.reader import Frame, VideoError, VideoReader
 
 
+def clip_targets(sample: Sample, first_index: int, last_index: int, num_classes: int) -> np.ndarray:
+    """A multi-label clip's targets: 1 for every label annotated on frames that overlap the clip's.
+
+    Args:
+        sample: the sample the clip came from (its video_ranges; without them, its own label).
+        first_index, last_index: the clip's source frames (inclusive).
+        num_classes: the label map's size.
+
+    Returns:
+        A float32 multi-hot vector of num_classes.
+    """
+    targets = np.zeros(num_classes, np.float32)
+    for label_index, first, last in sample.video_ranges or (
+        (sample.label_index, sample.first_frame, sample.last_frame),
+    ):
+        if first <= last_index and (last is None or last >= first_index):
+            targets[label_index] = 1.0
+    return targets
+
+
 def _frames_in_range(reader: VideoReader, sample: Sample) -> Iterator[Frame]:
     """The reader's sampled frames inside the sample's range; decoding stops at the range's end."""
     for frame in reader:

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 
 TOP_K = 5
+# The top-1 of a video that got no class annotation (min_confidence, or no class over its threshold).
+NO_CLASS = "(no class)"
 
 
 @dataclasses.dataclass
@@ -31,8 +33,12 @@ class VideoScore:
 
     item: str
     truth: list[str]  # ground-truth labels, at least one
-    top1: str
+    top1: str  # NO_CLASS when the video got no class annotation
     top5: list[tuple[str, float]]  # (label, probability), most probable first
+    # The video's reported (calibrated) probabilities, for calibration and multi-label scores.
+    probabilities: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    # Every class annotation it got (multi-label: all classes over their thresholds).
+    predicted: list[str] | None = None
 
     @property
     def top1_correct(self) -> bool:
@@ -148,16 +154,20 @@ def per_class_metrics(matrix: np.ndarray, classes: Sequence[str]) -> dict[str, d
     return metrics
 
 
-def summarize(scores: Sequence[VideoScore], model_labels: Sequence[str]) -> dict:
+def summarize(scores: Sequence[VideoScore], model_labels: Sequence[str], scoring=None) -> dict:
     """All the metrics of an evaluation, ready for JSON.
 
     Args:
         scores: the evaluated videos.
         model_labels: the model's label map.
+        scoring: the model's runtime.results.Scoring (temperature, multi-label thresholds,
+            min_confidence); None: plain softmax.
 
     Returns:
         videos, top1_accuracy, top5_accuracy (None without videos), classes, confusion_matrix,
-        per_class, unknown_labels (label -> items whose ground truth has it) and predictions.
+        per_class, unknown_labels (label -> items whose ground truth has it), no_class_videos
+        (videos left without a class annotation), predictions, and with probabilities:
+        calibration (ECE before/after, 15 bins) and, multi-label, multi_label (mAP, AP, F1).
     """
     classes = evaluation_classes(scores, model_labels)
     matrix = video_confusion_matrix(scores, classes)
@@ -167,7 +177,7 @@ def summarize(scores: Sequence[VideoScore], model_labels: Sequence[str]) -> dict
         for label in score.truth:
             if label not in known:
                 unknown[label].append(score.item)
-    return {
+    summary = {
         "videos": len(scores),
         "top1_accuracy": _ratio(sum(score.top1_correct for score in scores), len(scores)),
         "top5_accuracy": _ratio(sum(score.top5_correct for score in scores), len(scores)),
@@ -175,6 +185,7 @@ def summarize(scores: Sequence[VideoScore], model_labels: Sequence[str]) -> dict
         "confusion_matrix": matrix.tolist(),
         "per_class": per_class_metrics(matrix, classes),
         "unknown_labels": dict(sorted(unknown.items())),
+        "no_class_videos": sum(score.top1 == NO_CLASS for score in scores),
         "predictions": [
             {
                 "item": score.item,
@@ -183,10 +194,16 @@ def summarize(scores: Sequence[VideoScore], model_labels: Sequence[str]) -> dict
                 "top5": [{"label": label, "probability": p} for label, p in score.top5],
                 "top1_correct": score.top1_correct,
                 "top5_correct": score.top5_correct,
+                **({"predicted": score.predicted} if score.predicted is not None else {}),
             }
             for score in scores
         ],
     }
+    if scores and all(score.probabilities is not None for score in scores):
+        from adapter.evaluation.calibration import video_calibration
+
+        summary.update(video_calibration(scores, model_labels, scoring))
+    return summary
 
 
 def format_ratio(value: float | None) -> str:
@@ -218,6 +235,35 @@ def format_report(summary: dict) -> str:
         lines.append(
             f"ground-truth label {label!r} is not in the model's label map (counted wrong): {len(items)} video(s)"
         )
+    if summary.get("no_class_videos"):
+        lines.append(
+            f"{summary['no_class_videos']} video(s) got no class annotation (best probability under "
+            f"min_confidence, or no class over its threshold): top-1 {NO_CLASS!r}, counted wrong"
+        )
+    calibration = summary.get("calibration")
+    if calibration is not None:
+        after = calibration["ece_after"]
+        lines.append(
+            f"expected calibration error ({calibration['bins']} bins): {format_ratio(calibration['ece_before'])} "
+            + (
+                f"before, {format_ratio(after)} after the temperature {calibration['temperature']:.4g}"
+                if after is not None
+                else "(no temperature: the model is not calibrated)"
+            )
+        )
+    multi = summary.get("multi_label")
+    if multi is not None:
+        lines.append(
+            f"multi-label: mAP {format_ratio(multi['map'])}, F1 at the thresholds {format_ratio(multi['f1_micro'])} "
+            f"(micro) {format_ratio(multi['f1_macro'])} (macro)"
+        )
+        width = max([len("class"), *map(len, multi["per_class"])])
+        lines.append(f"{'class':<{width}}      AP      F1  threshold  positives")
+        for label, entry in multi["per_class"].items():
+            lines.append(
+                f"{label:<{width}}  {format_ratio(entry['ap']):>6}  {format_ratio(entry['f1']):>6}  "
+                f"{entry['threshold']:>9.3f}  {entry['positives']:>9}"
+            )
     width = max([len("class"), *map(len, summary["classes"])])
     lines.append(f"{'class':<{width}}  precision  recall  support  predicted")
     for label, metrics in summary["per_class"].items():

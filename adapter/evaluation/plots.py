@@ -93,6 +93,7 @@ def plot_training_curves(history: dict[str, list[float]], path: str, best_epoch:
         lines = [(name, "train"), (f"val_{name}", "validation")]
         if name == "accuracy":  # present with more than 5 labels
             lines += [("top5_accuracy", "train top-5"), ("val_top5_accuracy", "validation top-5")]
+            lines += [("val_map", "validation mAP"), ("val_f1", "validation F1 at 0.5")]  # multi-label runs
         for key, legend in lines:
             values = history.get(key)
             if values:
@@ -106,4 +107,36 @@ def plot_training_curves(history: dict[str, list[float]], path: str, best_epoch:
         axes.legend()
     figure.tight_layout()
     save_figure(figure, path)
+    return path
+
+
+def plot_per_class_scores(report: dict, path: str, title: str = "") -> str:
+    """Bars of each class's AP and F1 at its threshold (a multi-label evaluation), mAP in the title.
+
+    Args:
+        report: evaluation.multilabel.multi_label_report's dict.
+        path: the PNG to write.
+        title: what was evaluated.
+
+    Returns:
+        path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = list(report["per_class"])
+    figure = Figure(figsize=(max(5.0, 0.6 * len(labels) + 2), 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    positions = np.arange(len(labels))
+    for offset, key, name in ((-0.2, "ap", "AP"), (0.2, "f1", "F1 at the threshold")):
+        values = [report["per_class"][label][key] for label in labels]
+        axes.bar(positions + offset, [v if v is not None else 0.0 for v in values], width=0.4, label=name)
+    axes.set_xticks(positions, labels=labels, rotation=90 if len(labels) > 6 else 0)
+    axes.set_ylim(0, 1.05)
+    map_text = "n/a" if report["map"] is None else f"{report['map']:.3f}"
+    axes.set_title(f"{title}: mAP {map_text}" if title else f"mAP {map_text}", fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
     return path

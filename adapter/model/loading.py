@@ -16,7 +16,7 @@ import tf_keras
 
 from adapter.core.config import ConfigError, MovinetConfig
 from adapter.core.errors import UsageError
-from adapter.core.files import is_plain_filename
+from adapter.core.files import is_plain_filename, write_json
 from adapter.core.presets import kinetics_600_labels
 from adapter.core.variants import model_name
 from adapter.model import network
@@ -45,6 +45,10 @@ class FineTunedInfo:
     n_frames: int
     fps: float
     weights_filename: str = DEFAULT_WEIGHTS_FILENAME
+    # Written by training (adapter.training.fit); absent in older files, which then mean softmax, uncalibrated.
+    multi_label: bool = False  # the head's classes are independent sigmoids
+    temperature: float | None = None  # fitted on the validation logits; None: not calibrated
+    thresholds: list[float] | None = None  # multi-label: each class's decision threshold
 
 
 class LoadedModel:
@@ -94,9 +98,18 @@ def save_finetuned(model: tf_keras.Model, local_path: str, info: FineTunedInfo) 
     os.makedirs(local_path, exist_ok=True)
     weights_path = os.path.join(local_path, info.weights_filename)
     model.save_weights(weights_path)
-    with open(os.path.join(local_path, METADATA_FILENAME), "w") as file:
-        json.dump(dataclasses.asdict(info), file, indent=2)
+    write_finetuned_info(local_path, info)
     return weights_path
+
+
+def write_finetuned_info(local_path: str, info: FineTunedInfo) -> None:
+    """(Re)write movinet.json in local_path, atomically (training adds its calibration this way).
+
+    Args:
+        local_path: the folder holding the weights.
+        info: what to record.
+    """
+    write_json(os.path.join(local_path, METADATA_FILENAME), dataclasses.asdict(info), indent=2)
 
 
 def find_finetuned(local_path: str | None) -> FineTunedInfo | None:

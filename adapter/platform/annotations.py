@@ -1,6 +1,7 @@
 """Probabilities -> Dataloop class annotations on a video item.
 
-Video-level: the top_k classes, ordered by confidence, each spanning the whole video.
+Video-level: the top_k classes, ordered by confidence, each spanning the whole video (multi-label
+weights: every class over its threshold, at most top_k; none below min_confidence).
 Temporal (optional): each clip's or window's top-1 class over its own frame range,
 ranges stretched to tile the video and adjacent ranges with the same label merged
 (runtime.results). Frame numbers are the item's own (source frames, 0-based).
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 import dtlpy as dl
 
-from adapter.runtime.results import VideoPrediction, temporal_ranges, top_k_labels
+from adapter.runtime.results import Scoring, VideoPrediction, temporal_ranges
 from adapter.runtime.segments import SegmentOptions, clean_temporal_ranges
 from adapter.video.clips import LabelledRange
 
@@ -33,6 +34,7 @@ def build_annotations(
     model_id: str | None = None,
     segment_options: SegmentOptions | None = None,
     source_fps: float = 0.0,
+    scoring: Scoring | None = None,
 ) -> dl.AnnotationCollection:
     """The video's class annotations: top_k over the whole video, and the temporal ones when asked.
 
@@ -41,20 +43,23 @@ def build_annotations(
         labels: the model's labels by class index.
         item: the item the annotations belong to.
         num_frames: the item's frames (its last frame is num_frames - 1).
-        top_k: video-level annotations.
+        top_k: video-level annotations (at most; scoring may name fewer).
         temporal: also annotate segments.
         model_name, model_id: recorded in each annotation's model_info.
         segment_options: smoothing, minimum length and confidence floor of the temporal
             annotations (runtime.segments); None or all off: each clip's top-1, equal neighbours merged.
         source_fps: the item's frame rate (turns the options' seconds into frames).
+        scoring: which classes the probabilities name (multi-label thresholds, min_confidence);
+            None: plain top-k.
     Returns:
         The dl.AnnotationCollection.
     """
+    scoring = scoring or Scoring()
     collection = dl.AnnotationCollection(item=item)
     last_frame = num_frames - 1
     video_level = [
         LabelledRange(label, 0, last_frame, confidence)
-        for label, confidence in top_k_labels(prediction.probabilities, labels, top_k)
+        for label, confidence in scoring.video_labels(prediction.probabilities, labels, top_k)
     ]
     if not temporal:
         temporal_level = []
@@ -62,6 +67,9 @@ def build_annotations(
         temporal_level = clean_temporal_ranges(prediction.segments, labels, last_frame, source_fps, segment_options)
     else:
         temporal_level = temporal_ranges(prediction.segments, labels, last_frame)
+    # A span below min_confidence (or, multi-label, its class's threshold) is left without a label.
+    label_index = {label: index for index, label in enumerate(labels)}
+    temporal_level = [r for r in temporal_level if scoring.names(label_index[r.label], r.confidence)]
     for level, ranges in (("video", video_level), ("segment", temporal_level)):
         for labelled in ranges:
             collection.add(

@@ -15,6 +15,7 @@ from adapter.model.loading import LoadedModel
 from adapter.runtime.conversion import convert_stream
 from adapter.runtime.conversion_cache import cached_conversion
 from adapter.runtime.litert_backend import TFLiteStreamClassifier
+from adapter.runtime.results import Scoring
 from adapter.runtime.tf_backend import BaseVideoClassifier, StreamVideoClassifier
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,40 @@ def make_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Calla
     Returns:
         A BaseVideoClassifier, TFLiteBaseClassifier, StreamVideoClassifier or
         TFLiteStreamClassifier; all offer classify() and embed(), the stream ones segments() too.
+        Its scoring is scoring_for(config, loaded).
     """
+    classifier = _runtime_classifier(config, loaded, converter)
+    classifier.scoring = scoring_for(config, loaded)
+    return classifier
+
+
+def scoring_for(config: MovinetConfig, loaded: LoadedModel) -> Scoring:
+    """How the loaded weights' logits become reported probabilities and labels.
+
+    Multi-label, the temperature and the thresholds are the weights' own (movinet.json, written by
+    training); hub models have none, so they score with plain softmax as always. calibrate false
+    drops the temperature; min_confidence comes from the configuration.
+
+    Args:
+        config: calibrate, min_confidence, multi_label (a mismatch with the weights is warned about).
+        loaded: the model load_model() resolved.
+    Returns:
+        The Scoring.
+    """
+    info = loaded.finetuned
+    multi_label = bool(info is not None and info.multi_label)
+    if config.multi_label and not multi_label:
+        logger.warning(
+            "The configuration has multi_label true, but the weights from %s were not trained multi-label: "
+            "predicting with softmax, as they were trained (multi_label applies to training)",
+            loaded.source,
+        )
+    temperature = info.temperature if info is not None and config.calibrate else None
+    thresholds = tuple(info.thresholds) if multi_label and info.thresholds else None
+    return Scoring(multi_label, temperature, thresholds, float(config.min_confidence))
+
+
+def _runtime_classifier(config: MovinetConfig, loaded: LoadedModel, converter: Callable | None):
     runtime = runtime_for(config)
     if config.model_mode == "base":
         if runtime == "tensorflow":

@@ -5,7 +5,9 @@ mean pooled feature. WindowClassifier (stream): windows in order with the model'
 the model pools its head feature as a running sum and frame count in the states, so a window's own
 probabilities are the head applied to the mean feature of its frames, the video's are the final
 output, and the embedding is the mean over every frame seen. A runtime (tf_backend, litert_backend)
-only runs the model: subclasses supply logits, features or steps.
+only runs the model: subclasses supply logits, features or steps. Logits become probabilities
+through the classifier's Scoring (softmax or sigmoids, and the calibration temperature); the
+default is plain softmax, what pretrained presets always had.
 """
 
 from __future__ import annotations
@@ -14,12 +16,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from adapter.runtime.results import (
-    Segment,
-    VideoPrediction,
-    softmax,
-    unit_vector,
-)
+from adapter.runtime.results import Scoring, Segment, VideoPrediction, unit_vector
 from adapter.runtime.views import fuse_views, view_weights
 from adapter.video.clips import Clip
 
@@ -40,6 +37,8 @@ class ClipClassifier:
     "head" features (_features); the video is the clips' mean.
     """
 
+    scoring: Scoring = Scoring()  # backend.make_classifier sets the model's own
+
     def _logits(self, clips: Iterable[Clip]) -> Iterator[tuple[list[Clip], np.ndarray]]:
         raise NotImplementedError
 
@@ -50,7 +49,7 @@ class ClipClassifier:
         raise NotImplementedError
 
     def _fused_views(self, clips: Iterable[Clip], fusion: str, features: bool) -> Iterator[tuple]:
-        """(clip, fused probabilities, fused feature or None) per multi-view clip, in order.
+        """(clip, fused uncalibrated probabilities, fused feature or None) per multi-view clip, in order.
 
         Each view (clip.frames[:, v]) runs as a clip of its own, so batching and the TF Lite
         clip model (one clip shape) are those of single-view clips.
@@ -70,7 +69,7 @@ class ClipClassifier:
         done_features: list[np.ndarray] = []
         for output in outputs:
             batch, logits = output[0], output[1]
-            done_probabilities.extend(softmax(logits))
+            done_probabilities.extend(self.scoring.raw(logits))
             if features:
                 done_features.extend(np.asarray(output[2]).reshape(len(batch), -1))
             while waiting and len(done_probabilities) >= waiting[0].frames.shape[1]:
@@ -94,10 +93,12 @@ class ClipClassifier:
         Returns:
             The VideoPrediction: each clip's segment from its fused probabilities, and their mean.
         """
-        segments = [_segment(clip, p) for clip, p, _ in self._fused_views(clips, fusion, features=False)]
-        if not segments:
+        fused = [(clip, p) for clip, p, _ in self._fused_views(clips, fusion, features=False)]
+        if not fused:
             raise ValueError("no clip to classify")
-        return VideoPrediction(np.mean([s.probabilities for s in segments], axis=0), segments)
+        segments = [_segment(clip, self.scoring.calibrate(p)) for clip, p in fused]
+        # As classify(): each clip and the clips' mean are calibrated after fusing and averaging.
+        return VideoPrediction(self.scoring.calibrate(np.mean([p for _, p in fused], axis=0)), segments)
 
     def embed_views(self, clips: Iterable[Clip], fusion: str = "mean") -> np.ndarray:
         """embed() for multi-view clips: each clip's views fused with the weights classify_views uses.
@@ -124,13 +125,14 @@ class ClipClassifier:
         probability_sum = None
         segments: list[Segment] = []
         for batch, logits in self._logits(clips):
-            probabilities = softmax(logits)
+            probabilities = self.scoring.raw(logits)
             batch_sum = probabilities.sum(axis=0)
             probability_sum = batch_sum if probability_sum is None else probability_sum + batch_sum
-            segments.extend(_segment(clip, p) for clip, p in zip(batch, probabilities))
+            segments.extend(_segment(clip, self.scoring.calibrate(p)) for clip, p in zip(batch, probabilities))
         if not segments:
             raise ValueError("no clip to classify")
-        return VideoPrediction(probability_sum / len(segments), segments)
+        # The clips' mean is calibrated as a whole, which keeps the order of its classes.
+        return VideoPrediction(self.scoring.calibrate(probability_sum / len(segments)), segments)
 
     def embed(self, clips: Iterable[Clip]) -> np.ndarray:
         """The video's embedding: the clips' mean pooled feature, unit length.
@@ -161,6 +163,8 @@ class WindowClassifier:
     classifier head to a pooled feature in _head_logits.
     """
 
+    scoring: Scoring = Scoring()  # backend.make_classifier sets the model's own
+
     def _steps(self, windows: Iterable[Clip]) -> Iterator[tuple[Clip, np.ndarray, dict, dict]]:
         raise NotImplementedError
 
@@ -179,9 +183,10 @@ class WindowClassifier:
         for window, logits, before, states in self._steps(windows):
             frames_in_window = _frame_count(states) - _frame_count(before)
             pooled_sum = np.asarray(states[_HEAD_POOL_SUM]) - np.asarray(before[_HEAD_POOL_SUM])
-            own = softmax(self._head_logits((pooled_sum / frames_in_window).astype(np.float32)))[0]
+            own = self.scoring.raw(self._head_logits((pooled_sum / frames_in_window).astype(np.float32)))[0]
             # The model's own output pools every frame seen so far.
-            yield _segment(window, own), softmax(logits)[0]
+            scoring = self.scoring
+            yield _segment(window, scoring.calibrate(own)), scoring.calibrate(scoring.raw(logits)[0])
 
     def classify(self, windows: Iterable[Clip]) -> VideoPrediction:
         """The video's prediction: the final output (every frame pooled) and each window's segment.

@@ -24,7 +24,12 @@ PLATFORM_METRICS = {
     "val_accuracy": ("accuracy", "validation"),
     "top5_accuracy": ("top-5 accuracy", "train"),  # only with more than 5 labels
     "val_top5_accuracy": ("top-5 accuracy", "validation"),
+    "val_map": ("mAP", "validation"),  # multi-label only (MultiLabelScores)
+    "val_f1": ("F1", "validation"),
 }
+# Multi-label: each class's validation AP, as "val_ap/<label>", goes to one figure, a line per label.
+AP_KEY_PREFIX = "val_ap/"
+AP_FIGURE = "AP per class"
 
 # (epoch, [(figure, legend, value)]) -> whether the receiver accepted them (False: it refused)
 MetricsSink = Callable[[int, list[tuple[str, str, float]]], bool]
@@ -84,7 +89,9 @@ class EpochMetrics(tf_keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         values = []
-        for key, (figure, legend) in PLATFORM_METRICS.items():
+        chosen = [(key, figure, legend) for key, (figure, legend) in PLATFORM_METRICS.items()]
+        chosen += [(key, AP_FIGURE, key[len(AP_KEY_PREFIX) :]) for key in logs if key.startswith(AP_KEY_PREFIX)]
+        for key, figure, legend in chosen:
             if key not in logs:
                 continue
             value = float(logs[key])
@@ -103,10 +110,60 @@ class EpochMetrics(tf_keras.callbacks.Callback):
                 logger.warning("The platform did not accept epoch %d metrics", epoch)
 
 
-class BestEpoch(tf_keras.callbacks.Callback):
-    """Which epoch is the best so far, by validation accuracy (ties: lower validation loss).
+class MultiLabelScores(tf_keras.callbacks.Callback):
+    """Multi-label runs: the validation clips' mAP, per-class AP and F1 (at 0.5) added to the epoch's logs.
 
-    Its checkpoint is kept by ResumeCheckpoint (adapter.training.resume), which runs after it.
+    Placed before BestEpoch, which then keeps the epoch with the best val_map; the logs
+    also reach the platform's plots (EpochMetrics) and training_history.json (TrainingCurves).
+    """
+
+    def __init__(self, validation_data, labels: list[str]):
+        super().__init__()
+        self.validation_data = validation_data
+        self.labels = labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        from adapter.evaluation.multilabel import f1_scores, mean_average_precision, per_class_average_precision
+        from adapter.runtime.results import sigmoid
+
+        if logs is None:
+            return
+        logits, targets = validation_outputs(self.model, self.validation_data)
+        probabilities = sigmoid(logits)
+        aps = per_class_average_precision(probabilities, targets)
+        mean_ap = mean_average_precision(aps)
+        f1 = f1_scores(probabilities, targets, [0.5] * len(self.labels))["macro"]
+        logs["val_map"] = float("nan") if mean_ap is None else mean_ap
+        logs["val_f1"] = float("nan") if f1 is None else f1
+        for label, ap in zip(self.labels, aps):
+            if ap is not None:
+                logs[AP_KEY_PREFIX + label] = ap
+
+
+def validation_outputs(model: tf_keras.Model, dataset):
+    """The model's logits on every validation clip, with the clips' targets, in the dataset's order.
+
+    Args:
+        model: the classifier.
+        dataset: the (unshuffled) validation tf.data.Dataset of (clips, targets).
+
+    Returns:
+        (logits (clips, classes) float32, targets: class indices or multi-hot rows).
+    """
+    import numpy as np
+
+    logits, targets = [], []
+    for clips, batch_targets in dataset:
+        logits.append(np.asarray(model(clips, training=False), np.float32))
+        targets.append(batch_targets.numpy())
+    return np.concatenate(logits), np.concatenate(targets)
+
+
+class BestEpoch(tf_keras.callbacks.Callback):
+    """Which epoch is the best so far, by a validation score (ties: lower validation loss).
+
+    The score is val_accuracy, or val_map for multi-label runs (monitor). Its checkpoint is kept
+    by ResumeCheckpoint (adapter.training.resume), which runs after it.
     """
 
     def __init__(
@@ -114,9 +171,11 @@ class BestEpoch(tf_keras.callbacks.Callback):
         best_epoch: int | None = None,
         best_val_accuracy: float = float("nan"),
         best_val_loss: float = float("inf"),
+        monitor: str = "val_accuracy",
     ):
-        """best_*: the record so far of a resumed run."""
+        """best_*: the record so far of a resumed run; monitor: the score (a Keras log key)."""
         super().__init__()
+        self.monitor = monitor
         self.best_epoch = best_epoch
         self.best_key: tuple[float, float] | None = (
             (best_val_accuracy, -best_val_loss) if best_epoch is not None else None
@@ -125,7 +184,7 @@ class BestEpoch(tf_keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        accuracy = float(logs.get("val_accuracy", float("nan")))
+        accuracy = float(logs.get(self.monitor, float("nan")))
         key = (accuracy, -float(logs.get("val_loss", float("inf"))))
         if self.best_key is None or key > self.best_key:
             self.best_key, self.best_epoch, self.best_val_accuracy = key, epoch, accuracy
@@ -155,6 +214,8 @@ class TrainingCurves(tf_keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {key: list(values) for key, values in (history or {}).items()}
         # The kept epoch's validation confusion matrix, once the run has it (fit.fine_tune).
         self.confusion: dict | None = None
+        # What the end of the run adds: calibration, multi-label scores (fit.fine_tune).
+        self.final: dict = {}
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -178,5 +239,6 @@ class TrainingCurves(tf_keras.callbacks.Callback):
         }
         if self.confusion is not None:
             record["confusion_matrix"] = self.confusion
+        record.update(self.final)
         write_json(self.json_path, record, indent=2)
         plot_training_curves(self.history, self.png_path, best_epoch=self.best.best_epoch)

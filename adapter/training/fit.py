@@ -5,8 +5,16 @@ fine_tune() reads the train and validation subsets that prepare_data downloaded
 the label map, and fits with Keras. Each epoch its losses and accuracies go to the job's
 metrics sink, the SDK's on_epoch_end_callback is called, the epoch is checkpointed in
 output_path, and the training-curves picture is redrawn. The epoch with the best
-validation accuracy is kept; the caller loads it from TrainingResult.checkpoint_dir. Its
-validation predictions are drawn as a confusion matrix beside the curves.
+validation accuracy (multi-label: mAP) is kept; the caller loads it from TrainingResult.checkpoint_dir.
+Its validation predictions are drawn as a confusion matrix beside the curves (single-label), and
+they calibrate it: with calibrate, one temperature is fitted on their logits (minimising the NLL);
+with multi_label, each class's threshold is chosen on them (adapter.evaluation.multilabel). Both
+are returned in TrainingResult.calibrated (the kept checkpoint stays as written, its digests
+intact); the caller records them in the saved model's movinet.json, which prediction reads them from.
+
+multi_label: the head's logits are trained as independent sigmoids with binary cross-entropy, and
+a clip's targets are every label annotated on frames overlapping the clip's (a range annotated
+with two labels is one sample).
 
 The model is built, compiled and fitted under a tf.distribute strategy (several GPUs:
 MirroredStrategy; batch_size is per device) and, with mixed_precision, in mixed_float16
@@ -35,15 +43,25 @@ import tensorflow as tf
 import tf_keras
 
 from adapter.core.config import MovinetConfig
-from adapter.datasets.layout import load_subset
+from adapter.datasets.layout import distinct_ranges, load_subset
 from adapter.datasets.sample_clips import RangeCache
+from adapter.evaluation import calibration, multilabel
 from adapter.evaluation.metrics import confusion_matrix
 from adapter.evaluation.plots import plot_confusion_matrix
 from adapter.model.loading import DEFAULT_WEIGHTS_FILENAME, FineTunedInfo, LoadedModel
+from adapter.runtime.results import sigmoid
 from adapter.training import balance, checkpoints, scaling
-from adapter.training.callbacks import BestEpoch, EpochMetrics, EpochReporter, MetricsSink, TrainingCurves
+from adapter.training.callbacks import (
+    BestEpoch,
+    EpochMetrics,
+    EpochReporter,
+    MetricsSink,
+    MultiLabelScores,
+    TrainingCurves,
+    validation_outputs,
+)
 from adapter.training.model import build_training_model, compile_for_training
-from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME
+from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME, RELIABILITY_FILENAME
 from adapter.training.pipeline import make_dataset
 from adapter.training.resume import (
     CheckpointSink,
@@ -85,6 +103,9 @@ class TrainingResult:
     curves_path: str
     labels: list[str]
     confusion_path: str | None = None  # the kept epoch's validation confusion matrix (PNG)
+    # FineTunedInfo fields fitted on the kept epoch's validation logits (temperature, multi-label
+    # thresholds): the caller records them in the model it saves (its checkpoint does not have them).
+    calibrated: dict = dataclasses.field(default_factory=dict)
 
 
 def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingResult:
@@ -107,6 +128,9 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
     class_weight = balance.class_weights(counts, config.class_weighting)
     if class_weight is not None:
         balance.log_class_weights(class_weight, counts, labels)
+    if config.multi_label:
+        # A range annotated with several labels is one sample whose clips carry all of them.
+        train_samples, validation_samples = distinct_ranges(train_samples), distinct_ranges(validation_samples)
 
     if job.seed is not None:
         tf_keras.utils.set_random_seed(job.seed)
@@ -145,8 +169,11 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         cache=range_cache,
         first_epoch=initial_epoch,
         epochs=config.num_epochs,
+        num_classes=len(labels),
     )
-    validation_data = make_dataset(validation_samples, config, training=False, batch_size=global_batch)
+    validation_data = make_dataset(
+        validation_samples, config, training=False, batch_size=global_batch, num_classes=len(labels)
+    )
 
     os.makedirs(output_path, exist_ok=True)
     info = FineTunedInfo(
@@ -157,14 +184,16 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         n_frames=config.n_frames,
         fps=config.frame_rate,
         weights_filename=config.weights_filename or DEFAULT_WEIGHTS_FILENAME,
+        multi_label=config.multi_label,
     )
+    monitor = "val_map" if config.multi_label else "val_accuracy"
     if resume is None:
         run_id = uuid.uuid4().hex
-        best = BestEpoch()
+        best = BestEpoch(monitor=monitor)
     else:
         run_id = resume.run_id
         _carry_checkpoints(resume, output_path)
-        best = BestEpoch(resume.best_epoch, resume.best_val_accuracy, resume.best_val_loss)
+        best = BestEpoch(resume.best_epoch, resume.best_val_accuracy, resume.best_val_loss, monitor)
     curves = TrainingCurves(
         os.path.join(output_path, CURVES_FILENAME),
         os.path.join(output_path, HISTORY_FILENAME),
@@ -184,6 +213,8 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         on_saved=job.on_checkpoint,
     )
     callbacks = [best, curves, saver]
+    if config.multi_label:  # its val_map decides the kept epoch: it runs first
+        callbacks.insert(0, MultiLabelScores(validation_data, list(labels)))
     if job.metrics_sink is not None:
         callbacks.append(EpochMetrics(job.metrics_sink))
     callbacks.append(EpochReporter(config.num_epochs, steps, job.on_epoch_end_callback))
@@ -241,27 +272,37 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         # Keras's .weights.h5 reader assigns h5py datasets, which mirrored variables cannot
         # take: predict with a one-device copy.
         model = build_training_model(config, labels, None)
+    # The kept epoch's validation clips: its confusion matrix, the temperature, the thresholds.
+    # Its checkpoint folder is verified by digests on resume: nothing is written into it; the
+    # fitted temperature and thresholds go to the TrainingResult, which the saved model records.
     best_dir = saver.best_dir()
-    matrix = _kept_epoch_confusion(model, best_dir, info, validation_data, validation_samples, len(labels))
-    confusion_path = plot_confusion_matrix(
-        matrix,
-        list(labels),
-        os.path.join(output_path, CONFUSION_FILENAME),
-        title=f"{validation_subset} subset, kept epoch {best.best_epoch + 1}",
-        unit="clips",
-    )
-    curves.confusion = {"epoch": best.best_epoch, "labels": list(labels), "counts": matrix.tolist()}
+    model.load_weights(os.path.join(best_dir, info.weights_filename))
+    logits, targets = validation_outputs(model, validation_data)
+    confusion_path = None
+    if not config.multi_label:
+        matrix = confusion_matrix(targets, logits.argmax(axis=-1), len(labels))
+        confusion_path = plot_confusion_matrix(
+            matrix,
+            list(labels),
+            os.path.join(output_path, CONFUSION_FILENAME),
+            title=f"{validation_subset} subset, kept epoch {best.best_epoch + 1}",
+            unit="clips",
+        )
+        curves.confusion = {"epoch": best.best_epoch, "labels": list(labels), "counts": matrix.tolist()}
+    kept = _calibrate_kept_epoch(config, labels, logits, targets, output_path, f"{validation_subset} subset")
+    calibrated = kept.pop("info")
+    curves.final = kept
     curves.write(finished=True)
 
     logger.info(
-        "Kept epoch %d/%d (validation accuracy %.4f); checkpoints in %s, training curves in %s, "
-        "its validation confusion matrix in %s",
+        "Kept epoch %d/%d (%s %.4f); checkpoints in %s, training curves in %s%s",
         best.best_epoch + 1,
         config.num_epochs,
+        monitor,
         best.best_val_accuracy,
         checkpoints.checkpoints_root(output_path),
         curves.png_path,
-        confusion_path,
+        f", its validation confusion matrix in {confusion_path}" if confusion_path else "",
     )
     return TrainingResult(
         history=curves.history,
@@ -271,17 +312,64 @@ def fine_tune(data_path: str, output_path: str, job: TrainingJob) -> TrainingRes
         curves_path=curves.png_path,
         labels=list(labels),
         confusion_path=confusion_path,
+        calibrated=calibrated,
     )
 
 
-def _kept_epoch_confusion(
-    model: tf_keras.Model, best_dir: str, info: FineTunedInfo, validation_data, validation_samples, num_classes: int
-):
-    """The kept epoch's validation predictions counted against the true labels (the model gets its weights)."""
-    model.load_weights(os.path.join(best_dir, info.weights_filename))
-    probabilities = model.predict(validation_data, verbose=0)
-    # The validation dataset is neither shuffled nor cut: its order is the samples'.
-    return confusion_matrix([s.label_index for s in validation_samples], probabilities.argmax(axis=-1), num_classes)
+def _calibrate_kept_epoch(config: MovinetConfig, labels: list[str], logits, targets, output_path: str, subset: str):
+    """The temperature (calibrate) and multi-label thresholds from the kept epoch's validation logits.
+
+    Returns:
+        {"info": the FineTunedInfo fields to record, "calibration": report or None, "multi_label": report
+        (multi-label runs)}; the reliability diagram is written to output_path.
+    """
+    multi = config.multi_label
+    temperature, report = None, None
+    if config.calibrate:
+        temperature = calibration.fit_temperature(logits, targets, multi)
+        report = calibration.calibration_report(logits, targets, temperature, multi)
+        calibration.plot_reliability(
+            calibration.prediction_reliability(logits, targets, 1.0, multi),
+            calibration.prediction_reliability(logits, targets, temperature, multi),
+            os.path.join(output_path, RELIABILITY_FILENAME),
+            title=f"{subset}: {len(logits)} clips, temperature {temperature:.3g}",
+        )
+        logger.info(
+            "Calibration on %d validation clips: temperature %.4g; NLL %.4f -> %.4f, ECE (15 bins) %.4f -> %.4f",
+            len(logits),
+            temperature,
+            report["nll_before"],
+            report["nll_after"],
+            report["ece_before"],
+            report["ece_after"],
+        )
+    result = {"info": {"temperature": temperature}, "calibration": report}
+    if multi:
+        probabilities = sigmoid(logits, temperature)
+        thresholds, floored = multilabel.choose_thresholds(probabilities, targets)
+        scores = multilabel.multi_label_report(probabilities, targets, thresholds, labels)
+        for label, was_floored in zip(labels, floored):
+            scores["per_class"][label]["floored"] = was_floored
+        if any(floored):
+            logger.warning(
+                "Fewer than %d positive validation clips for %s: threshold %.2f instead of an F1-best one",
+                multilabel.MIN_POSITIVES,
+                ", ".join(repr(label) for label, f in zip(labels, floored) if f),
+                multilabel.FLOOR_THRESHOLD,
+            )
+        logger.info(
+            "Multi-label validation: mAP %s, F1 %s (micro) at the chosen thresholds %s",
+            _format(scores["map"]),
+            _format(scores["f1_micro"]),
+            ", ".join(f"{label} {t:.3f}" for label, t in zip(labels, thresholds)),
+        )
+        result["info"]["thresholds"] = thresholds
+        result["multi_label"] = scores
+    return result
+
+
+def _format(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _resumed_model(

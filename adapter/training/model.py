@@ -147,6 +147,9 @@ def build_training_model(
 def compile_for_training(model: tf_keras.Model, config: MovinetConfig, mixed: bool = False) -> None:
     """Adam at the configured learning rate, cross-entropy on logits, accuracy (and top-5 over 5 labels).
 
+    multi_label: binary cross-entropy on the logits (independent sigmoids) and per-label accuracy;
+    the model itself is the same (the head outputs logits either way).
+
     Args:
         model: the classifier from build_training_model.
         config: its learning_rate.
@@ -155,6 +158,14 @@ def compile_for_training(model: tf_keras.Model, config: MovinetConfig, mixed: bo
     Returns:
         None; the model is compiled in place.
     """
+    if config.multi_label:
+        # Independent sigmoids: binary cross-entropy on the logits; "accuracy" is per label (logit > 0).
+        model.compile(
+            optimizer=scaling.wrap_optimizer(tf_keras.optimizers.Adam(learning_rate=config.learning_rate), mixed),
+            loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[tf_keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
+        )
+        return
     metrics = [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if model.output_shape[-1] > TOP_K_METRIC:
         metrics.append(tf_keras.metrics.SparseTopKCategoricalAccuracy(k=TOP_K_METRIC, name=TOP_K_METRIC_NAME))

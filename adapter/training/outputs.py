@@ -5,7 +5,10 @@
                                         (adapter.training.checkpoints, adapter.training.resume)
     <output_path>/training_curves.png   loss and accuracy per epoch
     <output_path>/confusion_matrix.png  the kept epoch's validation predictions against the true labels
-    <output_path>/training_history.json the per-epoch values, the kept epoch, the run and whether it finished
+    <output_path>/training_history.json the per-epoch values, the kept epoch, the run and whether it finished,
+                                        the calibration and (multi-label) the validation mAP, AP, F1, thresholds
+    <output_path>/reliability_diagram.png the kept epoch's validation confidence against accuracy, before/after
+                                        the fitted temperature (calibrate true)
 
 The SDK uploads output_path as the model's artifacts. After a run that finished, save()
 writes the kept weights and movinet.json there and remove_checkpoints() leaves only those,
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 CURVES_FILENAME = "training_curves.png"
 CONFUSION_FILENAME = "confusion_matrix.png"
 HISTORY_FILENAME = "training_history.json"
+RELIABILITY_FILENAME = "reliability_diagram.png"  # the kept epoch's validation clips, before/after calibration
 
 
 def save_trained(loaded: LoadedModel | None, local_path: str) -> dict | None:
@@ -38,7 +42,8 @@ def save_trained(loaded: LoadedModel | None, local_path: str) -> dict | None:
         local_path: the folder to write (the SDK uploads it as the model's artifacts).
 
     Returns:
-        The configuration keys to record (weights_filename, id_to_label_map), or None when
+        The configuration keys to record (weights_filename, id_to_label_map, and temperature and
+        class_thresholds when training fitted them), or None when
         the adapter holds no fine-tuned model (nothing is written).
     """
     if loaded is None or loaded.finetuned is None:
@@ -56,10 +61,16 @@ def save_trained(loaded: LoadedModel | None, local_path: str) -> dict | None:
         len(info.labels),
         weights_path,
     )
-    return {
+    recorded = {
         "weights_filename": info.weights_filename,
         "id_to_label_map": {index: label for index, label in enumerate(info.labels)},
     }
+    # For the platform's view: predict reads them from movinet.json.
+    if info.temperature is not None:
+        recorded["temperature"] = info.temperature
+    if info.thresholds is not None:
+        recorded["class_thresholds"] = list(info.thresholds)
+    return recorded
 
 
 def remove_checkpoints(output_path: str) -> bool:
@@ -76,10 +87,8 @@ def remove_checkpoints(output_path: str) -> bool:
         return False
     shutil.rmtree(checkpoints)
     logger.info(
-        "Removed the training checkpoints from %s: it keeps the fine-tuned weights, movinet.json, %s, %s and %s",
+        "Removed the training checkpoints from %s: it keeps the fine-tuned weights, movinet.json, the pictures and %s",
         output_path,
-        CURVES_FILENAME,
-        CONFUSION_FILENAME,
         HISTORY_FILENAME,
     )
     return True

@@ -16,12 +16,10 @@ import tensorflow as tf
 
 from adapter.core.config import MovinetConfig
 from adapter.datasets.layout import Sample
-from adapter.datasets.sample_clips import (  # Validation clips are identical every epoch, so they are decoded once and kept in memory
-    RangeCache,
-    read_clip,
-)
+from adapter.datasets.sample_clips import RangeCache, clip_targets, read_clip
 from adapter.video.preprocessing import CENTRE
 
+# Validation clips are identical every epoch, so they are decoded once and kept in memory
 # when they fit in this much.
 VALIDATION_CACHE_BYTES = 512 * 2**20
 
@@ -44,15 +42,23 @@ class ClipLoader:
     """
 
     def __init__(
-        self, samples: Sequence[Sample], config: MovinetConfig, *, training: bool, cache: RangeCache | None = None
+        self,
+        samples: Sequence[Sample],
+        config: MovinetConfig,
+        *,
+        training: bool,
+        cache: RangeCache | None = None,
+        num_classes: int | None = None,
     ):
+        """num_classes: with config.multi_label, the length of each clip's multi-hot targets."""
         self.samples = list(samples)
+        self.num_classes = num_classes if config.multi_label else None
         self.config = config
         self.training = training
         self.augment = training and config.augment
         self.cache = cache
 
-    def clip(self, index: int, seed: int) -> tuple[np.ndarray, int]:
+    def clip(self, index: int, seed: int) -> tuple[np.ndarray, int | np.ndarray]:
         """One clip of a sample.
 
         Args:
@@ -60,7 +66,8 @@ class ClipLoader:
             seed: the per-clip seed every random draw of this clip comes from.
 
         Returns:
-            (frames, label index): n_frames x imgz x imgz x 3 float32 in [0, 1], and the sample's class.
+            (frames, target): n_frames x imgz x imgz x 3 float32 in [0, 1], and the sample's class
+            index, or (multi-label) the multi-hot targets of the labels overlapping the clip's frames.
         """
         sample = self.samples[index]
         rng = np.random.default_rng(seed)
@@ -82,12 +89,14 @@ class ClipLoader:
         frames = clip.frames
         if self.augment:
             frames = jitter_clip(frames, rng)
+        if self.num_classes is not None:
+            return frames, clip_targets(sample, clip.first_index, clip.last_index, self.num_classes)
         return frames, sample.label_index
 
     def __call__(self, index, seed):
         # numpy_function hands over numpy scalars; seeds arrive as any int64.
         frames, label = self.clip(int(index), int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
-        return frames, np.int32(label)
+        return frames, (label if self.num_classes is not None else np.int32(label))
 
 
 def jitter_clip(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -116,8 +125,9 @@ def make_dataset(
     cache: RangeCache | None = None,
     first_epoch: int = 0,
     epochs: int = 1,
+    num_classes: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (clips, label indices): parallel decoding and prefetch.
+    """Batches of (clips, label indices), or (multi_label) (clips, multi-hot targets): parallel decoding and prefetch.
 
     Training yields epochs first_epoch .. epochs-1 one after another, len(samples) // batch_size
     batches each (fit with that steps_per_epoch): each epoch a new order of the samples and
@@ -135,11 +145,15 @@ def make_dataset(
         cache: a RangeCache to slice training clips from instead of decoding each one.
         first_epoch: training only: the first epoch to yield (0-based).
         epochs: training only: yield epochs up to this one (excluded).
+        num_classes: the label map's size (needed with config.multi_label).
 
     Returns:
         A prefetching tf.data.Dataset of (float32 clips, int32 labels).
     """
-    loader = ClipLoader(samples, config, training=training, cache=cache)
+    if config.multi_label and not num_classes:
+        raise ValueError("multi-label clips need num_classes, the length of their targets")
+    loader = ClipLoader(samples, config, training=training, cache=cache, num_classes=num_classes)
+    target_type, target_shape = (tf.float32, [num_classes]) if config.multi_label else (tf.int32, [])
     batch_size = batch_size or config.batch_size
     clip_shape = [config.n_frames, config.imgz, config.imgz, 3]
     if training:
@@ -162,9 +176,9 @@ def make_dataset(
         pairs = tf.data.Dataset.zip((tf.data.Dataset.range(len(samples)), tf.data.Dataset.range(len(samples))))
 
     def load(index, clip_seed):
-        frames, label = tf.numpy_function(loader, [index, clip_seed], [tf.float32, tf.int32], name="read_clip")
+        frames, label = tf.numpy_function(loader, [index, clip_seed], [tf.float32, target_type], name="read_clip")
         frames.set_shape(clip_shape)
-        label.set_shape([])
+        label.set_shape(target_shape)
         return frames, label
 
     dataset = pairs.map(load, num_parallel_calls=tf.data.AUTOTUNE)

@@ -43,8 +43,18 @@ OPTIMIZER_CHECKPOINT = "optimizer"  # prefix of the tf.train.Checkpoint files in
 # Settings the saved weights and optimizer state are only valid for.
 # model_entity_id: the platform model the run trains (None offline). The SDK downloads as a
 # model's artifacts the files of every model whose name starts with its name, into the same
-# folders: another model's checkpoints must not be resumed.
-MATCHED_SETTINGS = ("model_id", "labels", "imgz", "n_frames", "fps", "freeze_backbone", "model_entity_id")
+# folders: another model's checkpoints must not be resumed. multi_label: a sigmoid head's
+# weights and optimizer state are no start for a softmax run, nor the reverse.
+MATCHED_SETTINGS = (
+    "model_id",
+    "labels",
+    "imgz",
+    "n_frames",
+    "fps",
+    "freeze_backbone",
+    "model_entity_id",
+    "multi_label",
+)
 
 
 @dataclasses.dataclass
@@ -65,6 +75,7 @@ class ResumeState:
     history: dict[str, list[float]]
     data_seed: int | None = None  # each epoch's order and clip draws come from (data_seed, epoch)
     model_entity_id: str | None = None
+    multi_label: bool = False  # absent from states written before multi-label training existed
     checkpoint_path: str = ""  # the checkpoint folder it was read from (not saved)
     best_path: str | None = None  # the best epoch's checkpoint folder beside it, when intact (not saved)
 
@@ -102,6 +113,7 @@ def run_settings(config: MovinetConfig, labels: Sequence[str], model_entity_id: 
         fps=config.frame_rate,
         freeze_backbone=config.freeze_backbone,
         model_entity_id=model_entity_id,
+        multi_label=config.multi_label,
     )
 
 

@@ -128,11 +128,22 @@ def test_evaluate_writes_its_report_even_when_the_confusion_picture_cannot_be_wr
     labels = ["walk", "run"]
     item = subset.EvaluationItem("/walk.mp4", str(tmp_path / "walk.mp4"), [("walk", None, None)])
     monkeypatch.setattr(subset, "evaluation_items", lambda data, name: ([item], []))
+    from adapter.runtime.results import Scoring
+
     adapter = types.SimpleNamespace(
-        loaded=types.SimpleNamespace(labels=labels), config=types.SimpleNamespace(temporal_annotations=False)
+        loaded=types.SimpleNamespace(labels=labels),
+        config=types.SimpleNamespace(temporal_annotations=False),
+        classifier=types.SimpleNamespace(scoring=Scoring()),
     )
     monkeypatch.setattr(commands, "loaded_adapter", lambda args: adapter)
-    score = VideoScore("/walk.mp4", ["walk"], "walk", [("walk", 0.8), ("run", 0.2)])
+    score = VideoScore(
+        "/walk.mp4",
+        ["walk"],
+        "walk",
+        [("walk", 0.8), ("run", 0.2)],
+        probabilities=np.array([0.8, 0.2]),
+        predicted=["walk"],
+    )
     monkeypatch.setattr(evaluate, "predict_items", lambda adapter, items, progress, segment_scores=None: ([score], []))
     output = tmp_path / "report.json"
     plot = tmp_path / ("m" * 300 + ".png")  # a name the file system refuses
@@ -143,4 +154,5 @@ def test_evaluate_writes_its_report_even_when_the_confusion_picture_cannot_be_wr
     assert code == 0
     assert json.loads(output.read_text())["top1_accuracy"] == 1.0
     assert "confusion matrix picture" in caplog.text
+    assert "Could not write the reliability diagram" in caplog.text  # the other pictures: warnings too
     assert sorted(path.name for path in tmp_path.iterdir()) == ["report.json"]

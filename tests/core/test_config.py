@@ -363,3 +363,49 @@ def test_int8_needs_calibration_videos_and_the_tflite_runtime():
             MovinetConfig.from_dict({"precision": precision, "runtime": "tensorflow", "calibration_videos": "v"})
     config = MovinetConfig.from_dict({"precision": "int8", "calibration_videos": "videos/"})
     assert config.resolved_runtime == "tflite" and config.calibration_videos == "videos/"
+
+
+# --- multi-label and calibration (multi_label, calibrate, min_confidence, temperature, class_thresholds) ---
+
+
+def test_multi_label_and_calibration_keys_default_to_todays_behaviour():
+    config = MovinetConfig.from_dict({})
+    assert (config.multi_label, config.calibrate, config.min_confidence) == (False, True, 0.0)
+    assert (config.temperature, config.class_thresholds) == (None, None)
+    chosen = MovinetConfig.from_dict(
+        {
+            "multi_label": True,
+            "calibrate": False,
+            "min_confidence": 0.4,
+            "temperature": 1.7,
+            "class_thresholds": [0.3, 1],
+        }
+    )
+    assert (chosen.multi_label, chosen.calibrate, chosen.min_confidence) == (True, False, 0.4)
+    assert (chosen.temperature, chosen.class_thresholds) == (1.7, [0.3, 1])
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("multi_label", "yes"),
+        ("calibrate", 1),
+        ("min_confidence", 1.5),
+        ("min_confidence", -0.1),
+        ("min_confidence", "high"),
+        ("temperature", 0),
+        ("temperature", -2.0),
+        ("class_thresholds", []),
+        ("class_thresholds", [0.5, 1.2]),
+        ("class_thresholds", "0.5"),
+        ("class_thresholds", [True]),
+    ],
+)
+def test_multi_label_and_calibration_keys_refuse_bad_values_naming_them(key, value):
+    with pytest.raises(ConfigError, match=rf"'{key}': {re.escape(repr(value))} is not allowed"):
+        MovinetConfig.from_dict({key: value})
+
+
+def test_balanced_class_weighting_is_refused_for_multi_label_training():
+    with pytest.raises(ConfigError, match=r"'class_weighting'.*multi_label"):
+        MovinetConfig.from_dict({"multi_label": True, "class_weighting": "balanced"})

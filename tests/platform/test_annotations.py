@@ -69,3 +69,34 @@ def stored(**fields) -> dict:
 )
 def test_only_this_models_unchanged_predictions_are_replaceable(fields, replaceable_now):
     assert replaceable(stored(**fields), "movinet", "model-1") is replaceable_now
+
+
+def test_min_confidence_leaves_the_video_and_unsure_spans_without_a_label():
+    from adapter.platform.annotations import build_annotations
+    from adapter.platform.items import local_item
+    from adapter.runtime.results import Scoring, VideoPrediction
+
+    segments = [Segment(0, 18, 0, 0.9), Segment(24, 42, 1, 0.45), Segment(48, 66, 2, 0.8)]
+    unsure = VideoPrediction(np.array([0.4, 0.3, 0.2, 0.1], np.float32), segments)
+    item = local_item("/videos/v.mp4", 30.0)
+
+    def labelled(scoring):
+        collection = build_annotations(
+            unsure, LABELS, item=item, num_frames=71, top_k=2, temporal=True, scoring=scoring
+        ).to_json()["annotations"]
+        return [(a["metadata"]["user"]["movinet"]["level"], a["label"]) for a in collection]
+
+    # Without the key: exactly the top-k and every span, as before.
+    assert (
+        labelled(None)
+        == labelled(Scoring())
+        == [
+            ("video", "walk"),
+            ("video", "run"),
+            ("segment", "walk"),
+            ("segment", "run"),
+            ("segment", "jump"),
+        ]
+    )
+    # The video's best is 0.4: no class; the 0.45 span loses its label, the others keep theirs.
+    assert labelled(Scoring(min_confidence=0.5)) == [("segment", "walk"), ("segment", "jump")]

@@ -27,7 +27,7 @@ from adapter.model.loading import DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME
 from adapter.runtime import conversion as runtime_conversion
 from adapter.runtime.conversion import CLIP_FILE
 from adapter.runtime.conversion_cache import CACHE_DIRNAME
-from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME
+from adapter.training.outputs import CONFUSION_FILENAME, CURVES_FILENAME, HISTORY_FILENAME, RELIABILITY_FILENAME
 from adapter.training.resume import RESUME_FILENAME
 from adapter.video.inputs import local_video
 from tests.conftest import SMALL_TRAINING, model_entity, subset_filters
@@ -36,7 +36,14 @@ from tests.videos import write_video
 
 LABELS = ["left", "right"]
 SMALL = SMALL_TRAINING
-KEPT_ARTIFACTS = {DEFAULT_WEIGHTS_FILENAME, METADATA_FILENAME, CURVES_FILENAME, CONFUSION_FILENAME, HISTORY_FILENAME}
+KEPT_ARTIFACTS = {
+    DEFAULT_WEIGHTS_FILENAME,
+    METADATA_FILENAME,
+    CURVES_FILENAME,
+    CONFUSION_FILENAME,
+    HISTORY_FILENAME,
+    RELIABILITY_FILENAME,  # calibrate is on by default
+}
 
 
 @pytest.fixture

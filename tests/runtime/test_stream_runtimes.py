@@ -8,6 +8,7 @@ with stand-in flatbuffers.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -17,6 +18,7 @@ import pytest
 from adapter.core.config import ConfigError, MovinetConfig
 from adapter.model.loading import FineTunedInfo, LoadedModel, load_model
 from adapter.runtime import backend, conversion, conversion_cache
+from adapter.runtime.results import Scoring
 from adapter.runtime.tf_backend import StreamVideoClassifier
 from adapter.video.clips import stream_windows
 from adapter.video.preprocessing import preprocess_frame
@@ -86,6 +88,35 @@ def test_tflite_classify_and_embed_equal_the_tensorflow_path(tflite_classifier, 
     assert [s.class_index for s in prediction.segments] == [s.class_index for s in expected.segments]
     assert embedding.shape == (480,)
     np.testing.assert_allclose(embedding, tensorflow.embed(stream_windows(frames, 4)), atol=1e-4)
+
+
+def test_stream_runtimes_score_multi_label_calibrated_weights_with_sigmoids(tflite_classifier, loaded, frames):
+    """Weights whose movinet.json says multi-label (and a temperature) get the same scoring on both runtimes."""
+    info = FineTunedInfo(
+        "a0",
+        "stream",
+        loaded.labels,
+        imgz=IMGZ,
+        n_frames=4,
+        fps=5.0,
+        multi_label=True,
+        temperature=2.0,
+        thresholds=[0.5] * len(loaded.labels),
+    )
+    scoring = backend.scoring_for(CONFIG, LoadedModel(None, loaded.labels, source="x", finetuned=info))
+    assert scoring == Scoring(True, 2.0, (0.5,) * len(loaded.labels), 0.0)
+    tflite = copy.copy(tflite_classifier)  # the module's classifier keeps its softmax scoring
+    tflite.scoring = scoring
+    tensorflow = StreamVideoClassifier(loaded.model)
+    tensorflow.scoring = scoring
+
+    got = list(tflite.segments(stream_windows(frames, 4)))
+    expected = list(tensorflow.segments(stream_windows(frames, 4)))
+
+    for (segment, so_far), (want, want_so_far) in zip(got, expected):
+        np.testing.assert_allclose(so_far, want_so_far, atol=1e-4)
+        np.testing.assert_allclose(segment.probabilities, want.probabilities, atol=1e-4)
+        assert so_far.sum() > 2.0  # independent sigmoids over 600 classes, not one distribution
 
 
 def test_a_second_load_reuses_the_cached_conversion(tflite_classifier, loaded, frames, caplog):

@@ -9,7 +9,7 @@ from adapter.core.config import MovinetConfig
 from adapter.model.loading import load_model
 from adapter.runtime import backend
 from adapter.runtime.classifiers import ClipClassifier
-from adapter.runtime.results import softmax
+from adapter.runtime.results import Scoring, softmax
 from adapter.runtime.tf_backend import BaseVideoClassifier
 from adapter.runtime.views import fuse_views, view_weights
 from adapter.video.clips import Clip, base_clips
@@ -81,6 +81,31 @@ def test_classify_views_fuses_each_clip_across_batches_that_split_its_views():
     # The embedding takes the same view weights: the surest view's feature in clip 1.
     embedding = ScriptedViews().embed_views(clips[1:], "max_confidence")
     np.testing.assert_allclose(embedding, [0, 1, 0], atol=1e-6)
+
+
+def test_classify_views_scores_with_the_classifiers_scoring_and_calibrates_after_fusing():
+    clips = [
+        multi_view_clip([[2, 0, -1], [0, 1, 0], [1, 0, 0]], 0),
+        multi_view_clip([[0, 3, 0], [0, 0, 2], [-1, 0, 1]], 2),
+    ]
+    view_logits = [np.asarray(c.frames[0, :, 0, 0], np.float64) for c in clips]
+
+    # Multi-label: each view's classes are independent sigmoids, not a softmax.
+    sigmoids = ScriptedViews()
+    sigmoids.scoring = Scoring(multi_label=True)
+    multi = sigmoids.classify_views(clips, "mean")
+    for segment, logits in zip(multi.segments, view_logits):
+        np.testing.assert_allclose(segment.probabilities, (1 / (1 + np.exp(-logits))).mean(axis=0), rtol=1e-5)
+
+    # A temperature: each fused clip and the clips' mean are calibrated, as classify() does.
+    calibrated = ScriptedViews()
+    calibrated.scoring = Scoring(temperature=2.0)
+    plain = ScriptedViews().classify_views(clips, "mean")
+    got = calibrated.classify_views(clips, "mean")
+    for segment, uncalibrated in zip(got.segments, plain.segments):
+        np.testing.assert_allclose(segment.probabilities, calibrated.scoring.calibrate(uncalibrated.probabilities))
+        assert not np.allclose(segment.probabilities, uncalibrated.probabilities)
+    np.testing.assert_allclose(got.probabilities, calibrated.scoring.calibrate(plain.probabilities), rtol=1e-6)
 
 
 def test_a_single_view_clip_is_refused_by_classify_views():

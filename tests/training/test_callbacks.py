@@ -22,6 +22,23 @@ def test_nan_and_inf_epoch_metrics_are_not_sent_and_the_log_names_them(caplog):
     assert "Epoch 5 loss is nan" in caplog.text and "Epoch 5 accuracy is inf" in caplog.text
 
 
+def test_multi_label_epochs_send_map_f1_and_each_classs_ap():
+    sent = []
+    metrics = EpochMetrics(lambda epoch, values: sent.append((epoch, values)) or True)
+
+    metrics.on_epoch_end(2, {"loss": 0.4, "val_map": 0.8, "val_f1": 0.6, "val_ap/red": 0.9, "val_ap/big": 0.7})
+
+    ((epoch, values),) = sent
+    assert epoch == 2
+    assert set(values) == {
+        ("loss", "train", 0.4),
+        ("mAP", "validation", 0.8),
+        ("F1", "validation", 0.6),
+        ("AP per class", "red", 0.9),
+        ("AP per class", "big", 0.7),
+    }
+
+
 class Terminal(io.StringIO):
     def isatty(self):
         return True

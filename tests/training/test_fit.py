@@ -212,6 +212,14 @@ def trained(hub_cache, motion_data, tmp_path_factory):
         fresh.load(run.save_path)
         run.fresh_labels = fresh.loaded.labels
         run.fresh_predictions = [fresh.classify_video(local_video(v))[0].probabilities for v in run.videos]
+        run.fresh_annotations = [fresh.predict_video(local_video(v)).to_json()["annotations"] for v in run.videos]
+
+        uncalibrated = MovinetAdapter()  # the same weights with calibrate false: what they predicted before
+        uncalibrated.model_entity = model_entity({**run.saved_configuration, "calibrate": False}, labels=LABELS)
+        uncalibrated.load(run.save_path)
+        run.uncalibrated_annotations = [
+            uncalibrated.predict_video(local_video(v)).to_json()["annotations"] for v in run.videos
+        ]
     with open(os.path.join(run.output_path, HISTORY_FILENAME)) as file:
         run.history = json.load(file)
     return run
@@ -278,6 +286,21 @@ def test_save_records_weights_and_label_map_and_load_gives_the_same_predictions(
     assert trained.fresh_labels == LABELS
     for after_train, after_load in zip(trained.predictions_after_train, trained.fresh_predictions):
         np.testing.assert_allclose(after_load, after_train, rtol=1e-5, atol=1e-6)
+
+
+def test_a_fine_tuned_model_is_calibrated_and_its_calibration_changes_only_confidences(trained):
+    temperature = trained.saved_configuration["temperature"]
+    with open(os.path.join(trained.save_path, METADATA_FILENAME)) as file:
+        assert json.load(file)["temperature"] == temperature
+    calibration = trained.history["calibration"]
+    assert calibration["temperature"] == temperature and calibration["samples"] == 4  # the validation clips
+    assert calibration["nll_after"] <= calibration["nll_before"] + 1e-9  # the fit minimises the NLL (T=1 included)
+    assert temperature != pytest.approx(1.0, abs=1e-3)
+    for calibrated, plain in zip(trained.fresh_annotations, trained.uncalibrated_annotations):
+        assert [a["label"] for a in calibrated] == [a["label"] for a in plain]  # same labels, same order
+        confidences = [a["metadata"]["user"]["model"]["confidence"] for a in calibrated]
+        plain_confidences = [a["metadata"]["user"]["model"]["confidence"] for a in plain]
+        assert confidences != pytest.approx(plain_confidences, abs=1e-6)
 
 
 def test_training_continues_from_fine_tuned_weights_in_the_artifacts(trained):

@@ -120,6 +120,18 @@ def test_another_platform_models_checkpoint_is_never_resumed(tmp_path, model, ca
     assert find_resume_state([str(tmp_path)], CONFIG, LABELS, model_entity_id="model-copy") is not None
 
 
+def test_a_softmax_runs_checkpoint_is_not_resumed_as_multi_label_nor_the_reverse(tmp_path, model, caplog):
+    write_resume_state(str(tmp_path / "softmax"), model, INFO, state_for(2))
+    multi = dataclasses.replace(state_for(2), multi_label=True)
+    write_resume_state(str(tmp_path / "multi"), model, dataclasses.replace(INFO, multi_label=True), multi)
+
+    with caplog.at_level(logging.WARNING):
+        assert find_resume_state([str(tmp_path / "softmax")], CONFIG.replace(multi_label=True), LABELS) is None
+        assert find_resume_state([str(tmp_path / "multi")], CONFIG, LABELS) is None
+    assert "multi_label was False, now True" in caplog.text and "multi_label was True, now False" in caplog.text
+    assert find_resume_state([str(tmp_path / "multi")], CONFIG.replace(multi_label=True), LABELS).multi_label
+
+
 def test_the_checkpoint_of_a_finished_run_is_skipped(tmp_path, model, caplog):
     write_resume_state(str(tmp_path), model, INFO, state_for(2))
     (tmp_path / HISTORY_FILENAME).write_text(json.dumps({"run_id": "run-1", "finished": True}))
