@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from adapter.evaluation.metrics import format_ratio
+
 IOU_THRESHOLD = 0.5
 
 
@@ -168,17 +170,14 @@ def format_segment_report(summary: dict) -> str:
         The lines, joined.
     """
 
-    def ratio(value):
-        return "n/a" if value is None else f"{value:.3f}"
-
     lines = [
-        f"temporal segments of {summary['videos']} video(s): frame accuracy {ratio(summary['frame_accuracy'])}, "
-        f"segment F1@0.5 {ratio(summary['f1_at_50'])}, edit {ratio(summary['edit'])}"
+        f"temporal segments of {summary['videos']} video(s): frame accuracy {format_ratio(summary['frame_accuracy'])}, "
+        f"segment F1@0.5 {format_ratio(summary['f1_at_50'])}, edit {format_ratio(summary['edit'])}"
     ]
     width = max([len("class"), *map(len, summary["per_class"])])
     lines.append(f"{'class':<{width}}  F1@0.5   TP   FP   FN")
     for label, entry in summary["per_class"].items():
         lines.append(
-            f"{label:<{width}}  {ratio(entry['f1_at_50']):>6} {entry['tp']:>4} {entry['fp']:>4} {entry['fn']:>4}"
+            f"{label:<{width}}  {format_ratio(entry['f1_at_50']):>6} {entry['tp']:>4} {entry['fp']:>4} {entry['fn']:>4}"
         )
     return "\n".join(lines)
