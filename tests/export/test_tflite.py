@@ -84,6 +84,8 @@ def cached_export(cache_root: Path, name: str, argv: list[str], inputs: dict) ->
     target = cache_root / "tflite" / f"{name}-{digest.hexdigest()[:16]}.tflite"
     if not target.is_file():
         partial = target.with_name(target.stem + ".partial.tflite")
+        # export-tflite refuses an --output whose folder does not exist (it never creates one).
+        partial.parent.mkdir(parents=True, exist_ok=True)
         assert cli.main(["export-tflite", *argv, "--output", str(partial)]) == 0
         # Only complete exports become visible to later runs (the .tflite last).
         partial.with_suffix(".json").replace(target.with_suffix(".json"))
