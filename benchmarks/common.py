@@ -55,3 +55,66 @@ def reset_peak_rss() -> None:
     """Make VmHWM start again from the current RSS (Linux clear_refs)."""
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
+
+
+def trained_looking(model, seed: int = 1) -> None:
+    """Give random weights the shape trained ones have: no zero rezero scale, batch norms not identity.
+
+    Speed depends on it for int8: a rezero scale of 0 (the initial value) lets the converter drop
+    whole branches, which no trained model does.
+    """
+    rng = np.random.default_rng(seed)
+    draws = {
+        "scale:0": lambda shape: rng.uniform(0.2, 1.0, shape),
+        "gamma:0": lambda shape: rng.uniform(0.5, 1.5, shape),
+        "beta:0": lambda shape: rng.normal(0.0, 0.2, shape),
+        "moving_mean:0": lambda shape: rng.normal(0.0, 0.2, shape),
+        "moving_variance:0": lambda shape: rng.uniform(0.5, 2.0, shape),
+    }
+    for variable in model.variables:
+        draw = draws.get(variable.name.split("/")[-1])
+        if draw is not None:
+            variable.assign(draw(variable.shape).astype(np.float32))
+
+
+def trained_looking_hub_export(model_id: str, model_mode: str, folder: str) -> str:
+    """A hub-format SavedModel of the variant with trained-looking random weights, made once.
+
+    Built as `movinet export-hub --checkpoint` builds it, from a checkpoint of such weights, so the
+    adapter loads it exactly as it loads a published handle.
+
+    Args:
+        model_id: a0..a5.
+        model_mode: "base" or "stream".
+        folder: where exports are kept between runs.
+
+    Returns:
+        The export's folder.
+    """
+    import os
+    import shutil
+
+    import tensorflow as tf
+
+    from adapter.export.hub import export_hub_model
+    from adapter.model.network import build_classifier
+
+    target = os.path.join(folder, f"{model_id}-{model_mode}-trained-looking")
+    if os.path.isfile(os.path.join(target, "saved_model.pb")):
+        return target
+    tf.keras.utils.set_random_seed(0)
+    model = build_classifier(model_id, model_mode, num_classes=600, tap_convolutions=False)
+    shape = [1, 1, 64, 64, 3]
+    inputs = {"image": tf.zeros(shape)}
+    if model_mode == "stream":
+        inputs.update(model.init_states(tf.constant(shape)))
+    model(inputs)
+    trained_looking(model)
+    model.compile()  # the export tool compiles before restoring: its optimizer variables must be in the checkpoint
+    partial = target + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    checkpoint = tf.train.Checkpoint(model=model).save(os.path.join(partial + "-checkpoint", "ckpt"))
+    export_hub_model(partial, model_id, model_mode, checkpoint_path=checkpoint)
+    shutil.rmtree(partial + "-checkpoint", ignore_errors=True)
+    os.rename(partial, target)
+    return target

@@ -7,8 +7,12 @@ Run by hand from the repository root:
 Each NAME=DIR is a preset and a hub-format SavedModel to load in place of the TF Hub
 download (a random-weight `movinet export-hub` export times the same as the real weights).
 Writes one 1280x720 30 fps H.264 video of --seconds, then for each preset, in a fresh
-process: MovinetAdapter.predict on a short video (warm-up: tf.function tracing is not a
-per-video cost), then the best of --repeats predictions of the long one. Prints JSON.
+process with the preset's configuration (so the default runtime: tflite on a CPU pod):
+MovinetAdapter.predict on a short video (warm-up: tracing and the TF Lite conversion are not
+per-video costs), then the best of --repeats predictions of the long one. Prints JSON, and
+last the predict_embed_subset_limit each measured variant's cost gives: the one-minute videos
+one child execution processes in CHILD_BUDGET_S at the costlier of its presets, rounded down
+to a multiple of 50 (of 10 below 50).
 """
 
 from __future__ import annotations
@@ -79,9 +83,28 @@ def main() -> int:
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             result = json.loads(output.strip().splitlines()[-1])
             result["video_seconds"] = args.seconds
+            result["seconds_per_minute_of_video"] = round(result["seconds"] * 60 / args.seconds, 2)
             results.append(result)
             print(json.dumps(result), flush=True)
+    print(json.dumps({"subset_limits": subset_limits(results)}), flush=True)
     return 0
+
+
+def subset_limits(results: list[dict]) -> dict[str, int]:
+    """predict_embed_subset_limit per variant from the measured costs (the costlier mode of each)."""
+    sys.path.insert(0, REPO)
+    from adapter.core.presets import CHILD_BUDGET_S
+
+    worst: dict[str, float] = {}
+    for result in results:
+        variant = result["model"].split("-")[1]  # movinet-a0-base -> a0
+        worst[variant] = max(worst.get(variant, 0.0), result["seconds_per_minute_of_video"])
+    limits = {}
+    for variant, cost in sorted(worst.items()):
+        videos = CHILD_BUDGET_S / cost
+        step = 50 if videos >= 50 else 10
+        limits[variant] = max(1, int(videos // step) * step)
+    return limits
 
 
 if __name__ == "__main__":

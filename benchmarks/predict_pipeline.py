@@ -6,11 +6,12 @@ Run by hand from the repository root (takes several minutes on 2 cores):
 
 Writes a 1280x720 30 fps H.264 video of --seconds, and one of --long-minutes, then for
 movinet-a0-base and movinet-a0-stream (the presets' configuration: 172 px, 5 fps,
-13-frame clips), each measurement in a fresh process:
+13-frame clips; the default runtime, tflite on CPU), each measurement in a fresh process:
 
 * adapter: MovinetAdapter.predict on the video (after a warm-up on a short video, so
   tf.function tracing is not counted): wall time and peak RSS growth;
-* decode: VideoReader + preprocess_frame alone on the same video (frames kept in memory);
+* decode: VideoReader (resizing while decoding, as predict does) + preprocess_frame alone on
+  the same video (frames kept in memory);
 * model: the same classifier on those in-memory frames alone;
   (each of these three: best of --repeats runs, since a shared 2-core machine is noisy)
 * naive (base only): decode every frame at the native 30 fps, resize and crop all of
@@ -94,7 +95,9 @@ def child_parts(mode: str, path: str, tmp: str, repeats: int) -> dict:
     decode_times, model_times = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        frames = [(f.index, preprocess_frame(f.image, config.imgz)) for f in VideoReader(path, fps=config.frame_rate)]
+        # As predict decodes: FFmpeg resizes the shorter side to imgz while converting (fused preprocessing).
+        reader = VideoReader(path, fps=config.frame_rate, shorter_side=config.imgz)
+        frames = [(f.index, preprocess_frame(f.image, config.imgz)) for f in reader]
         decode_times.append(time.perf_counter() - start)
         clips = list((base_clips if mode == "base" else stream_windows)(frames, config.n_frames))
         start = time.perf_counter()

@@ -5,7 +5,8 @@ process, in alternating rounds, so the ratios hold on a shared machine (absolute
 
     .venv/bin/python benchmarks/speed.py preprocess [--seconds 30] [--rounds 3] [--models DIR]
     .venv/bin/python benchmarks/speed.py int8 [--variants a0 a1 a2 a3] [--threads 1 2] [--frames 20] [--rounds 4]
-    .venv/bin/python benchmarks/speed.py agreement [--variant a0] [--imgz 172] [--videos 3]
+    .venv/bin/python benchmarks/speed.py breakdown [--variant a3] [--models-out DIR]
+    .venv/bin/python benchmarks/speed.py agreement [--variant a0] [--imgz 64] [--epochs 16]
 
 - preprocess: a 1280x720 30 fps H.264 video of --seconds (benchmarks/common.py), movinet-a0-stream at
   its preset (172 px, 5 fps), runtime tflite: decoding the pictures the sampled frames need alone (no
@@ -17,9 +18,14 @@ process, in alternating rounds, so the ratios hold on a shared machine (absolute
   batch-norm statistics; a rezero scale of 0 removes whole branches), converted by the adapter's
   conversion (float32, and int8 calibrated on a generated video), then the one-frame step timed per
   thread count, float32 and int8 interleaved: the median of --frames steps per round, the best round.
-- agreement: a few-class stream model's step in float32 and int8 (the same conversion), top-1 per
-  frame and per video over generated motion videos (tests/motion_dataset.py's directions), each model
-  carrying its own states; calibrated on other videos of the same kind.
+- breakdown: which layers cost what. Every convolution of the variant's float32 step, timed alone as
+  a one-op model in float32 and int8 (1 thread), summed by kind, beside the whole step: the
+  convolutions' share bounds what int8 can gain, since the rest does not get faster.
+- agreement: a 4-class stream model fine-tuned here on generated motion videos (tests/motion_dataset.py's
+  directions: no single frame tells them apart), its step converted in float32 and int8 (the same
+  conversion, int8 calibrated on other videos of the same kind), run frame by frame over held-out
+  videos with each precision carrying its own states: top-1 agreement per frame and per video, and
+  each precision's accuracy.
 
 Prints one JSON line per measurement, with the load average before and after.
 """
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from common import write_benchmark_video
+from common import trained_looking, write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -147,24 +153,6 @@ def preprocess_benchmark(args) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- int8
-def trained_looking(model, seed: int = 1) -> None:
-    """Give random weights the shape trained ones have: no zero rezero scale, batch norms not identity."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    draws = {
-        "scale:0": lambda shape: rng.uniform(0.2, 1.0, shape),
-        "gamma:0": lambda shape: rng.uniform(0.5, 1.5, shape),
-        "beta:0": lambda shape: rng.normal(0.0, 0.2, shape),
-        "moving_mean:0": lambda shape: rng.normal(0.0, 0.2, shape),
-        "moving_variance:0": lambda shape: rng.uniform(0.5, 2.0, shape),
-    }
-    for variable in model.variables:
-        draw = draws.get(variable.name.split("/")[-1])
-        if draw is not None:
-            variable.assign(draw(variable.shape).astype(np.float32))
-
-
 def convert_variant(model_id: str, folder: str) -> dict[str, str]:
     """float32 and int8 step flatbuffers of a stream variant at its preset input (cached in folder)."""
     import tensorflow as tf
@@ -268,74 +256,278 @@ def int8_benchmark(args) -> None:
             )
 
 
-# -------------------------------------------------------------------------------------------- agreement
-def agreement_benchmark(args) -> None:
-    """int8 against float32 top-1, per frame and per video, on generated motion videos.
+# -------------------------------------------------------------------------------------------- breakdown
+def one_op_flatbuffer(function, shape: list[int], precision: str) -> bytes:
+    """One op as a TF Lite model; int8 with int8 input and output, so no (de)quantization is timed."""
+    import numpy as np
+    import tensorflow as tf
 
-    No trained stream model exists here (fine-tuning makes base models, and real weights cannot be
-    downloaded), so the model is a seeded few-class stream model with trained-looking random weights.
+    concrete = tf.function(function, input_signature=[tf.TensorSpec(shape, tf.float32)]).get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    if precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: (
+            [np.random.default_rng(i).normal(0, 2, shape).astype(np.float32)] for i in range(8)
+        )
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def invoke_ms(data: bytes, runs: int = 20) -> float:
+    """Median ms of one invoke on 1 thread (BUILTIN resolver: XNNPACK, as the runtime runs it)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=data, num_threads=1, experimental_op_resolver_type=OpResolverType.BUILTIN)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    for _ in range(3):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def breakdown_benchmark(args) -> None:
+    """Which layers cost what: every convolution of the float32 step timed alone, float32 and int8.
+
+    int8 makes convolutions faster and little else (docs/int8.md), so the convolutions' share of
+    the float32 step bounds int8's speed-up (Amdahl): step / (step - convs + int8 convs), and
+    step / (step - convs) even if convolutions cost nothing.
+    """
+    import collections
+    import math
+
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    folder = args.models_out or tempfile.mkdtemp(prefix="bench-int8-")
+    os.makedirs(folder, exist_ok=True)
+    paths = convert_variant(args.variant, folder)
+    # The float32 step's convolutions by shape (the builtin resolver keeps the ops' own tensors readable).
+    interpreter = Interpreter(
+        model_path=paths["float32"], experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    interpreter.allocate_tensors()
+    shapes = collections.Counter()
+    for op in interpreter._get_ops_details():
+        if op["op_name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        x, w = (tuple(interpreter._get_tensor_details(i, 0)["shape"]) for i in op["inputs"][:2])
+        y = tuple(interpreter._get_tensor_details(op["outputs"][0], 0)["shape"])
+        stride = x[1] // y[1] if y[1] < x[1] else 1
+        padding = "SAME" if y[1] == math.ceil(x[1] / stride) else "VALID"
+        shapes[(op["op_name"], x, w, stride, padding)] += 1
+    rng = np.random.default_rng(0)
+    groups = collections.defaultdict(lambda: {"ops": 0, "float32_ms": 0.0, "int8_ms": 0.0})
+    for (name, x, w, stride, padding), count in shapes.items():
+        if name == "CONV_2D":
+            kernel = tf.constant(rng.normal(0, 0.1, (w[1], w[2], w[3], w[0])).astype(np.float32))
+            function = lambda a, k=kernel, s=stride, p=padding: tf.nn.conv2d(a, k, s, p)  # noqa: E731
+            group = "CONV_2D 1x1" if w[1] == w[2] == 1 else f"CONV_2D {w[1]}x{w[2]}"
+        else:
+            kernel = tf.constant(rng.normal(0, 0.1, (w[1], w[2], w[3], 1)).astype(np.float32))
+            function = lambda a, k=kernel, s=stride, p=padding: tf.nn.depthwise_conv2d(a, k, [1, s, s, 1], p)  # noqa: E731
+            group = f"DEPTHWISE_CONV_2D {w[1]}x{w[2]}"
+        for precision in ("float32", "int8"):
+            groups[group][f"{precision}_ms"] += count * invoke_ms(one_op_flatbuffer(function, list(x), precision))
+        groups[group]["ops"] += count
+    # The whole step on 1 thread, float32 and int8 (the adapter's recipe), for the share.
+    step = {}
+    for precision, path in paths.items():
+        runner = step_runner(path, 1)
+        details = runner.get_input_details()
+        states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
+        frame = np.random.default_rng(0).random(details["image"]["shape"], dtype=np.float32)
+        times = []
+        for _ in range(args.frames):
+            start = time.perf_counter()
+            outputs = runner(image=frame, **states)
+            times.append(time.perf_counter() - start)
+            outputs.pop("logits")
+            states = outputs
+        step[precision] = statistics.median(times) * 1000
+    convs_f = sum(g["float32_ms"] for g in groups.values())
+    convs_q = sum(g["int8_ms"] for g in groups.values())
+    rest = step["float32"] - convs_f
+    for group, values in sorted(groups.items(), key=lambda item: -item[1]["float32_ms"]):
+        emit(
+            {
+                "benchmark": "breakdown",
+                "variant": args.variant,
+                "group": group,
+                "ops": values["ops"],
+                "float32_ms": round(values["float32_ms"], 2),
+                "int8_ms": round(values["int8_ms"], 2),
+                "speedup": round(values["float32_ms"] / values["int8_ms"], 2),
+            }
+        )
+    emit(
+        {
+            "benchmark": "breakdown",
+            "variant": args.variant,
+            "threads": 1,
+            "step_float32_ms": round(step["float32"], 2),
+            "step_int8_ms": round(step["int8"], 2),
+            "step_speedup": round(step["float32"] / step["int8"], 2),
+            "convolutions_float32_ms": round(convs_f, 2),
+            "convolutions_int8_ms": round(convs_q, 2),
+            "convolution_share_of_float32_step": round(convs_f / step["float32"], 2),
+            "bound_with_int8_convolutions": round(step["float32"] / (rest + convs_q), 2),
+            "bound_with_free_convolutions": round(step["float32"] / rest, 2),
+        }
+    )
+
+
+# -------------------------------------------------------------------------------------------- agreement
+def motion_videos(folder: str, per_class: int, seed0: int, size: int, speed: int) -> list[tuple[str, int]]:
+    """per_class generated motion videos of each direction (tests/motion_dataset.py's classes) as (path, class)."""
+    from tests.motion_dataset import DIRECTIONS
+    from tests.videos import write_video
+
+    videos = []
+    for seed in range(seed0, seed0 + per_class):
+        for label, (dx, dy) in enumerate(DIRECTIONS.values()):
+            path = os.path.join(folder, f"{label}-{seed}.mp4")
+            write_video(path, frames=48, fps=10, width=size, height=size, direction=(speed * dx, speed * dy), seed=seed)
+            videos.append((path, label))
+    return videos
+
+
+def fine_tune_stream(args, config, videos):
+    """A stream classifier fine-tuned on the motion videos: clips of args.n_frames from a zero state.
+
+    The stream network is causal, so a clip fed whole from initial states gives the logits the
+    frame-by-frame step gives at its last frame: training on clips trains the step the runtime runs.
+    (The adapter's train_model fine-tunes base models only; this is the same network and loss.)
+
+    Returns:
+        (model, per-epoch training accuracy).
     """
     import numpy as np
     import tensorflow as tf
 
-    from adapter.core.config import MovinetConfig
     from adapter.model.network import build_classifier
+    from adapter.runtime.calibration import video_frames
+
+    clips, labels = [], []
+    for (path, label), frames in zip(videos, video_frames([p for p, _ in videos], config)):
+        frames = np.stack([frame for _, frame in frames])
+        for first in range(0, len(frames) - args.n_frames + 1, max(1, args.n_frames // 2)):
+            clips.append(frames[first : first + args.n_frames])
+            labels.append(label)
+    clips, labels = np.stack(clips).astype(np.float32), np.array(labels)
+    tf.keras.utils.set_random_seed(args.seed)
+    model = build_classifier(args.variant, "stream", num_classes=int(labels.max()) + 1)
+    optimizer = tf.keras.optimizers.Adam(args.learning_rate)
+    loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(images, targets):
+        with tf.GradientTape() as tape:
+            logits, _ = model({**model.init_states(tf.shape(images)), "image": images}, training=True)
+            value = loss(targets, logits)
+        gradients = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return tf.reduce_mean(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) == targets, tf.float32))
+
+    rng = np.random.default_rng(args.seed)
+    accuracy = []
+    for _ in range(args.epochs):
+        order = rng.permutation(len(clips))
+        batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+        values = [float(train_step(tf.constant(clips[b]), tf.constant(labels[b], tf.int32))) for b in batches]
+        accuracy.append(round(float(np.mean(values)), 3))
+    return model, accuracy
+
+
+def agreement_benchmark(args) -> None:
+    """int8 against float32 on a fine-tuned stream model: top-1 per frame and per video, and accuracy.
+
+    The model is fine-tuned here on generated motion videos (four directions; no single frame tells
+    them apart), converted by the adapter's conversion in float32 and int8 (calibrated on other
+    videos of the same kind), and both run frame by frame over held-out videos, each carrying its
+    own states. Prints the agreement, each precision's accuracy and the float model's decisiveness.
+    """
+    import numpy as np
+
+    from adapter.core.config import MovinetConfig
     from adapter.runtime.calibration import stream_calibration, video_frames
     from adapter.runtime.conversion import convert, stream_step_function
-    from tests.motion_dataset import DIRECTIONS
-    from tests.videos import write_video
 
     config = MovinetConfig.from_dict({"model_id": args.variant, "model_mode": "stream", "imgz": args.imgz, "fps": 5})
     folder = tempfile.mkdtemp(prefix="bench-agreement-")
-    videos, calibration = [], []
-    for seed in range(args.videos + 2):
-        for name, (dx, dy) in DIRECTIONS.items():
-            path = os.path.join(folder, f"{name}-{seed}.mp4")
-            write_video(
-                path, frames=40, fps=10, width=160, height=120, direction=(4 * dx, 4 * dy), seed=seed, codec="libx264"
-            )
-            (calibration if seed >= args.videos else videos).append(path)
-    tf.keras.utils.set_random_seed(5)
-    model = build_classifier(args.variant, "stream", num_classes=len(DIRECTIONS))
-    shape = [1, 1, config.imgz, config.imgz, 3]
-    model({**model.init_states(tf.constant(shape)), "image": tf.zeros(shape)})
-    trained_looking(model)
+    train = motion_videos(folder, args.train_videos, 0, args.size, args.speed)
+    calibration = motion_videos(folder, 2, 1000, args.size, args.speed)
+    held_out = motion_videos(folder, args.videos, 2000, args.size, args.speed)
+    start = time.perf_counter()
+    model, train_accuracy = fine_tune_stream(args, config, train)
+    train_seconds = time.perf_counter() - start
     function, initial = stream_step_function(model, config.imgz)
+    calibration_paths = [path for path, _ in calibration]
     runners = {
         "float32": step_runner_from_bytes(convert(function, model, "none")),
         "int8": step_runner_from_bytes(
-            convert(function, model, "int8", lambda: stream_calibration(model, config, calibration, initial))
+            convert(function, model, "int8", lambda: stream_calibration(model, config, calibration_paths, initial))
         ),
     }
     frames_agree, frames_total, videos_agree = 0, 0, 0
-    # How decisive the float model is: agreement means little if it always says one class by a hair.
-    float_classes, float_gaps = [], []
-    for frames in video_frames(videos, config):
+    right = {precision: 0 for precision in runners}
+    right_frames = {precision: 0 for precision in runners}
+    # Why frames disagree: the float model's top-2 margin there, and int8's error in the logits.
+    gaps = {True: [], False: []}
+    signal, noise = 0.0, 0.0
+    by_position: dict[int, list[bool]] = {}
+    for (_, label), frames in zip(held_out, video_frames([p for p, _ in held_out], config)):
         states = {precision: dict(initial) for precision in runners}
         last = {}
-        for _, frame in frames:
+        for position, (_, frame) in enumerate(frames):
+            logits = {}
             for precision, runner in runners.items():
                 outputs = runner(image=frame[None, None].astype(np.float32), **states[precision])
-                logits = outputs.pop("logits")[0]
-                last[precision] = int(np.argmax(logits))
+                logits[precision] = outputs.pop("logits")[0]
+                last[precision] = int(np.argmax(logits[precision]))
+                right_frames[precision] += last[precision] == label
                 states[precision] = outputs
-                if precision == "float32":
-                    top2 = np.sort(logits)[-2:]
-                    float_classes.append(last[precision])
-                    float_gaps.append(float(top2[1] - top2[0]))
-            frames_agree += last["float32"] == last["int8"]
+            agree = last["float32"] == last["int8"]
+            top2 = np.sort(logits["float32"])[-2:]
+            gaps[bool(agree)].append(float(top2[1] - top2[0]))
+            centred = logits["float32"] - logits["float32"].mean()
+            signal += float(np.sum(centred**2))
+            noise += float(np.sum((logits["int8"] - logits["int8"].mean() - centred) ** 2))
+            by_position.setdefault(position, []).append(bool(agree))
+            frames_agree += agree
             frames_total += 1
         videos_agree += last["float32"] == last["int8"]
+        for precision in runners:
+            right[precision] += last[precision] == label
     emit(
         {
             "benchmark": "agreement",
-            "model": f"{args.variant}-stream, {len(DIRECTIONS)} classes, {config.imgz} px, trained-looking random weights",
+            "model": f"{args.variant}-stream fine-tuned, 4 classes, {config.imgz} px, clips of {args.n_frames}",
+            "training": {
+                "videos": len(train),
+                "epochs": args.epochs,
+                "seconds": round(train_seconds),
+                "train_accuracy_per_epoch": train_accuracy,
+            },
             "frames": frames_total,
             "per_frame_top1_agreement": round(frames_agree / frames_total, 3),
-            "videos": len(videos),
-            "per_video_top1_agreement": round(videos_agree / len(videos), 3),
-            "float32_frames_per_class": np.bincount(float_classes, minlength=len(DIRECTIONS)).tolist(),
-            "float32_median_top2_logit_gap": round(float(np.median(float_gaps)), 3),
+            "videos": len(held_out),
+            "per_video_top1_agreement": round(videos_agree / len(held_out), 3),
+            "video_accuracy": {p: round(right[p] / len(held_out), 3) for p in runners},
+            "frame_accuracy": {p: round(right_frames[p] / frames_total, 3) for p in runners},
+            "float32_median_top2_logit_gap": {
+                "agreeing_frames": round(float(np.median(gaps[True])), 3) if gaps[True] else None,
+                "disagreeing_frames": round(float(np.median(gaps[False])), 3) if gaps[False] else None,
+            },
+            "int8_logit_sqnr_db": round(10 * np.log10(signal / noise), 1) if noise else None,
+            "agreement_by_frame_position": [round(float(np.mean(v)), 2) for _, v in sorted(by_position.items())],
         }
     )
 
@@ -363,10 +555,28 @@ def main(argv=None) -> int:
     quant.add_argument("--models-out", help="folder keeping the conversions between runs")
     agree = parts.add_parser("agreement")
     agree.add_argument("--variant", default="a0")
-    agree.add_argument("--imgz", type=int, default=172)
-    agree.add_argument("--videos", type=int, default=3, help="videos per class (two more calibrate)")
+    agree.add_argument("--imgz", type=int, default=64)
+    agree.add_argument("--size", type=int, default=96, help="video width and height")
+    agree.add_argument("--speed", type=int, default=4, help="pixels per video frame (10 fps)")
+    agree.add_argument("--train-videos", type=int, default=32, help="training videos per class")
+    agree.add_argument("--videos", type=int, default=8, help="held-out videos per class (two more calibrate)")
+    agree.add_argument("--n-frames", type=int, default=8)
+    agree.add_argument("--epochs", type=int, default=16)
+    agree.add_argument("--batch-size", type=int, default=8)
+    agree.add_argument("--learning-rate", type=float, default=0.003)
+    agree.add_argument("--seed", type=int, default=0)
+    split = parts.add_parser("breakdown")
+    split.add_argument("--variant", default="a3")
+    split.add_argument("--frames", type=int, default=30)
+    split.add_argument("--models-out", help="folder keeping the conversions between runs")
     args = parser.parse_args(argv)
-    {"preprocess": preprocess_benchmark, "int8": int8_benchmark, "agreement": agreement_benchmark}[args.part](args)
+    benchmarks = {
+        "preprocess": preprocess_benchmark,
+        "int8": int8_benchmark,
+        "breakdown": breakdown_benchmark,
+        "agreement": agreement_benchmark,
+    }
+    benchmarks[args.part](args)
     return 0
 
 
