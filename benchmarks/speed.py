@@ -532,6 +532,136 @@ def agreement_benchmark(args) -> None:
     )
 
 
+def frame_labels(annotations: list[dict]) -> dict[int, str]:
+    """Each source frame's label in a video's temporal (segment) annotations, as `movinet predict` wrote them."""
+    labels = {}
+    for annotation in annotations:
+        if annotation["metadata"]["user"]["movinet"]["level"] != "segment":
+            continue
+        for frame in range(annotation["metadata"]["system"]["frame"], annotation["metadata"]["system"]["endFrame"] + 1):
+            labels[frame] = annotation["label"]
+    return labels
+
+
+def video_label(annotations: list[dict]) -> str:
+    video = [a for a in annotations if a["metadata"]["user"]["movinet"]["level"] == "video"]
+    return max(video, key=lambda a: a["metadata"]["user"]["model"]["confidence"])["label"]
+
+
+def base_agreement_benchmark(args) -> None:
+    """int8 against float32 on a fine-tuned base model, through the command line the user runs.
+
+    `movinet train` fine-tunes a0 base on a generated motion dataset (tests/motion_dataset.py, four
+    directions, random initialisation); `movinet predict --weights` then classifies held-out videos
+    with the tflite runtime in float32 and in int8 (calibrated on other generated videos), with
+    temporal annotations: agreement per frame (the label of the clip covering each frame) and per
+    video (the top-1 video annotation), and each precision's accuracy.
+    """
+    import subprocess
+
+    from tests.motion_dataset import DIRECTIONS, write_motion_dataset
+
+    folder = tempfile.mkdtemp(prefix="bench-agreement-base-")
+    write_motion_dataset(
+        os.path.join(folder, "data"),
+        classes=list(DIRECTIONS),
+        train_per_class=args.train_videos,
+        validation_per_class=4,
+        frames=24,
+        fps=5,
+        width=args.size,
+        height=args.size,
+        speed=2 * args.speed,
+        two_range_video=False,
+    )
+    calibration = os.path.join(folder, "calibration")
+    os.makedirs(calibration)
+    motion_videos(calibration, 2, 1000, args.size, args.speed)
+    os.makedirs(os.path.join(folder, "held-out"))
+    held_out = motion_videos(os.path.join(folder, "held-out"), args.videos, 2000, args.size, args.speed)
+    weights = os.path.join(folder, "weights")
+    settings = {"imgz": args.imgz, "n_frames": args.n_frames, "fps": 5}
+
+    def cli(*arguments):
+        command = [sys.executable, "-m", "adapter", *arguments]
+        for key, value in settings.items():
+            command += ["--set", f"{key}={value}"]
+        subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+
+    start = time.perf_counter()
+    cli(
+        "train",
+        os.path.join(folder, "data"),
+        "--output",
+        weights,
+        "--model",
+        "movinet-a0-base",
+        "--set",
+        f"num_epochs={args.epochs}",
+        "--set",
+        f"batch_size={args.batch_size}",
+        "--set",
+        f"learning_rate={args.learning_rate}",
+        "--set",
+        "pretrained=false",
+        "--set",
+        "runtime=tensorflow",
+    )
+    train_seconds = time.perf_counter() - start
+    with open(os.path.join(weights, "training_history.json")) as file:
+        history = json.load(file)
+    results = {}
+    for precision in ("float32", "int8"):
+        output = os.path.join(folder, f"{precision}.json")
+        extra = ["--set", f"calibration_videos={calibration}"] if precision == "int8" else []
+        cli(
+            "predict",
+            *[path for path, _ in held_out],
+            "--weights",
+            weights,
+            "--output",
+            output,
+            "--set",
+            "runtime=tflite",
+            "--set",
+            f"precision={precision}",
+            "--set",
+            "temporal_annotations=true",
+            *extra,
+        )
+        with open(output) as file:
+            results[precision] = json.load(file)
+    labels = list(DIRECTIONS)
+    frames_agree = frames_total = videos_agree = 0
+    right = {precision: 0 for precision in results}
+    for path, label in held_out:
+        per_frame = {precision: frame_labels(results[precision][path]) for precision in results}
+        for frame, name in per_frame["float32"].items():
+            frames_agree += per_frame["int8"].get(frame) == name
+            frames_total += 1
+        top1 = {precision: video_label(results[precision][path]) for precision in results}
+        videos_agree += top1["float32"] == top1["int8"]
+        for precision in results:
+            right[precision] += top1[precision] == labels[label]
+    emit(
+        {
+            "benchmark": "agreement",
+            "model": f"a0-base fine-tuned by movinet train, 4 classes, {args.imgz} px, clips of {args.n_frames}",
+            "training": {
+                "videos": args.train_videos * len(labels),
+                "epochs": args.epochs,
+                "seconds": round(train_seconds),
+                "val_accuracy_per_epoch": [round(v, 3) for v in history["history"].get("val_accuracy", [])],
+            },
+            "frames": frames_total,
+            "per_frame_top1_agreement": round(frames_agree / frames_total, 3),
+            "videos": len(held_out),
+            "per_video_top1_agreement": round(videos_agree / len(held_out), 3),
+            "video_accuracy": {p: round(right[p] / len(held_out), 3) for p in results},
+        }
+    )
+
+
 def step_runner_from_bytes(data: bytes, threads: int = 2):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -565,6 +695,7 @@ def main(argv=None) -> int:
     agree.add_argument("--batch-size", type=int, default=8)
     agree.add_argument("--learning-rate", type=float, default=0.003)
     agree.add_argument("--seed", type=int, default=0)
+    agree.add_argument("--mode", choices=("stream", "base"), default="stream")
     split = parts.add_parser("breakdown")
     split.add_argument("--variant", default="a3")
     split.add_argument("--frames", type=int, default=30)
@@ -576,6 +707,8 @@ def main(argv=None) -> int:
         "breakdown": breakdown_benchmark,
         "agreement": agreement_benchmark,
     }
+    if args.part == "agreement" and args.mode == "base":
+        benchmarks["agreement"] = base_agreement_benchmark
     benchmarks[args.part](args)
     return 0
 
