@@ -12,7 +12,7 @@ MovinetAdapter.predict on a short video (warm-up: tracing and the TF Lite conver
 per-video costs), then the best of --repeats predictions of the long one. Prints JSON, and
 last the predict_embed_subset_limit each measured variant's cost gives: the one-minute videos
 one child execution processes in CHILD_BUDGET_S at the costlier of its presets, rounded down
-to a multiple of 50 (of 10 below 50).
+to a multiple of 50 (of 10 below 50), and at most the SDK's own default (1000).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import time
 from common import write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# dtlpy's default predict_embed_subset_limit: the presets never put more in one execution.
+SDK_DEFAULT_SUBSET_LIMIT = 1000
 
 
 def child(name: str, saved_model: str, path: str, warmup: str, repeats: int) -> dict:
@@ -103,7 +105,7 @@ def subset_limits(results: list[dict]) -> dict[str, int]:
     for variant, cost in sorted(worst.items()):
         videos = CHILD_BUDGET_S / cost
         step = 50 if videos >= 50 else 10
-        limits[variant] = max(1, int(videos // step) * step)
+        limits[variant] = min(SDK_DEFAULT_SUBSET_LIMIT, max(1, int(videos // step) * step))
     return limits
 
 

@@ -84,11 +84,12 @@ def preprocess_benchmark(args) -> None:
     adapter.predict([local_video(warmup)])
 
     def reference_pictures():
-        # The decoder alone, told which frames are kept: it decodes those and the pictures they refer to.
+        # The decoder alone, told which frames are kept (by presentation time, as the reader decides):
+        # it decodes those and the pictures they refer to, and converts none.
         reader = video_reader.VideoReader(path, fps=config.frame_rate)
-        ratio = reader._ratio
-        wanted = lambda index: video_reader._is_kept(index, ratio)  # noqa: E731
-        return sum(1 for _, lazy in PyAVDecoder(path, reader._stream_index).frames(wanted) if lazy is not None)
+        resampler = reader.resampler()
+        frames = PyAVDecoder(path, reader._stream_index).timed_frames(resampler.starts_slot)
+        return sum(1 for _, _, lazy in frames if lazy is not None)
 
     def decode_full_size():
         reader = video_reader.VideoReader(path, fps=config.frame_rate)

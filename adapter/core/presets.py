@@ -26,10 +26,11 @@ SHARED_KEYS = ("hub_version", "batch_size", "num_epochs", "n_frames", "top_k", "
 
 
 # One-minute videos one predict_dataset (or embed_dataset) execution handles: the SDK's
-# predict_embed_subset_limit (its default, 1000, would outlast CHILD_BUDGET_S on a CPU pod); a
-# larger dataset is split into child executions of this many. Sized from the measured cost per
-# video (docs/deploy.md, Dataset-scale runs); longer videos lower it per run (platform.dataset_runs).
-PREDICT_SUBSET_LIMITS = {"a0": 550, "a1": 550, "a2": 500, "a3": 150, "a4": 150, "a5": 50}
+# predict_embed_subset_limit; a larger dataset is split into child executions of this many. What
+# one execution processes in CHILD_BUDGET_S at the cost measured on the default (tflite) runtime,
+# rounded down, at most the SDK's default of 1000 (benchmarks/predict_cost.py prints them;
+# docs/deploy.md, Dataset-scale runs). Longer videos lower it per run (platform.dataset_runs).
+PREDICT_SUBSET_LIMITS = {"a0": 1000, "a1": 1000, "a2": 1000, "a3": 1000, "a4": 600, "a5": 250}
 # The compute time one child execution of PREDICT_SUBSET_LIMITS one-minute videos is sized to.
 CHILD_BUDGET_S = 3 * 60 * 60
 # The deploy service's executionTimeout: the parent of a dataset run waits for its children
