@@ -274,6 +274,15 @@ def one_op_flatbuffer(function, shape: list[int], precision: str) -> bytes:
     return converter.convert()
 
 
+def one_convolution(operation, kernel, stride: int, padding: str):
+    """x -> the convolution of x with kernel (tf.nn.conv2d or tf.nn.depthwise_conv2d)."""
+    import tensorflow as tf
+
+    if operation is tf.nn.depthwise_conv2d:
+        return lambda x: operation(x, kernel, [1, stride, stride, 1], padding)
+    return lambda x: operation(x, kernel, stride, padding)
+
+
 def invoke_ms(data: bytes, runs: int = 20) -> float:
     """Median ms of one invoke on 1 thread (BUILTIN resolver: XNNPACK, as the runtime runs it)."""
     import numpy as np
@@ -329,11 +338,11 @@ def breakdown_benchmark(args) -> None:
     for (name, x, w, stride, padding), count in shapes.items():
         if name == "CONV_2D":
             kernel = tf.constant(rng.normal(0, 0.1, (w[1], w[2], w[3], w[0])).astype(np.float32))
-            function = lambda a, k=kernel, s=stride, p=padding: tf.nn.conv2d(a, k, s, p)  # noqa: E731
+            function = one_convolution(tf.nn.conv2d, kernel, stride, padding)
             group = "CONV_2D 1x1" if w[1] == w[2] == 1 else f"CONV_2D {w[1]}x{w[2]}"
         else:
             kernel = tf.constant(rng.normal(0, 0.1, (w[1], w[2], w[3], 1)).astype(np.float32))
-            function = lambda a, k=kernel, s=stride, p=padding: tf.nn.depthwise_conv2d(a, k, [1, s, s, 1], p)  # noqa: E731
+            function = one_convolution(tf.nn.depthwise_conv2d, kernel, stride, padding)
             group = f"DEPTHWISE_CONV_2D {w[1]}x{w[2]}"
         for precision in ("float32", "int8"):
             groups[group][f"{precision}_ms"] += count * invoke_ms(one_op_flatbuffer(function, list(x), precision))
