@@ -31,7 +31,7 @@ def main() -> None:
     import numpy as np
 
     from adapter.model import network
-    from benchmarks.common import memory_kib, reset_peak_rss
+    from benchmarks.common import load_average, memory_kib, reset_peak_rss
 
     model = network.build_classifier(args.model_id, "base", num_classes=600)
     model(np.zeros((1, 2, 64, 64, 3), np.float32), training=False)
@@ -41,8 +41,7 @@ def main() -> None:
     model(clip, training=False)
     growth = (memory_kib()["VmHWM"] - before) * 1024
     pixels = args.n_frames * args.imgz * args.imgz
-    with open("/proc/loadavg") as file:
-        load = " ".join(file.read().split()[:3])
+    load = load_average()
     print(
         json.dumps(
             dict(

@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: a realistic 720p test video and the process's memory readings."""
+"""Shared by the benchmarks: a realistic 720p test video, trained-looking exports, memory and load readings."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ def write_benchmark_video(
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
         container.mux(stream.encode(None))
     return frames
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg gives them (recorded beside each timing)."""
+    with open("/proc/loadavg") as file:
+        return " ".join(file.read().split()[:3])
 
 
 def memory_kib() -> dict[str, int]:

@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from common import load_average
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
@@ -41,11 +43,6 @@ FUSIONS = (
     ("3 crops, mean", 3, "mean"),
     ("3 crops, max_confidence", 3, "max_confidence"),
 )
-
-
-def load_average() -> str:
-    with open("/proc/loadavg") as file:
-        return " ".join(file.read().split()[:3])
 
 
 def set_options(values: dict) -> list[str]:

@@ -40,17 +40,12 @@ import sys
 import tempfile
 import time
 
-from common import trained_looking, write_benchmark_video
+from common import load_average, trained_looking, write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def load_average() -> str:
-    with open("/proc/loadavg") as file:
-        return " ".join(file.read().split()[:3])
 
 
 def emit(record: dict) -> None:

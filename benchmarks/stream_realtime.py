@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-from common import trained_looking_hub_export, write_benchmark_video
+from common import load_average, trained_looking_hub_export, write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -43,11 +43,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # ms per frame, tf-models official/projects/movinet/README.md (TF Lite float32, 1 core of a Xeon W-2135).
 OFFICIAL_ANCHOR_MS = {"a0": 16, "a1": 33, "a2": 66, "a3": 120, "a4": 300, "a5": 450}
-
-
-def load_average() -> str:
-    with open("/proc/loadavg") as file:
-        return " ".join(file.read().split()[:3])
 
 
 def hub_cache_for(models: str, model_id: str) -> str:
