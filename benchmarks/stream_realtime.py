@@ -61,7 +61,7 @@ def hub_cache_for(models: str, model_id: str) -> str:
 
 
 def child(args) -> dict:
-    """One (variant, precision) in this process: warm-up, then the timed predictions and the reader alone."""
+    """One (variant, precision) in this process: a warm-up, then timed predictions, the reader alone and the model alone."""
     if args.cores:
         os.sched_setaffinity(0, set(range(args.cores)))
     os.environ["TFHUB_CACHE_DIR"] = args.hub_cache
