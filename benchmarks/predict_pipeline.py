@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from common import memory_kib, reset_peak_rss, write_benchmark_video
+from common import memory_kib, reset_peak_rss, time_parts, write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ("base", "stream")
@@ -84,26 +84,15 @@ def child_adapter(mode: str, path: str, tmp: str, repeats: int) -> dict:
 
 
 def child_parts(mode: str, path: str, tmp: str, repeats: int) -> dict:
-    """Decode + preprocess alone, then the model alone on the same frames."""
-    from adapter.video.clips import base_clips, stream_windows
-    from adapter.video.preprocessing import preprocess_frame
-    from adapter.video.reader import VideoReader
-
+    """Decode + preprocess alone, then the model alone on the same frames (best of repeats each)."""
     adapter = _adapter(mode)
     _warm_up(adapter, tmp)
-    config = adapter.config
-    decode_times, model_times = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        # As predict decodes: FFmpeg resizes the shorter side to imgz while converting (fused preprocessing).
-        reader = VideoReader(path, fps=config.frame_rate, shorter_side=config.imgz)
-        frames = [(f.index, preprocess_frame(f.image, config.imgz)) for f in reader]
-        decode_times.append(time.perf_counter() - start)
-        clips = list((base_clips if mode == "base" else stream_windows)(frames, config.n_frames))
-        start = time.perf_counter()
-        adapter._classifier.classify(clips)
-        model_times.append(time.perf_counter() - start)
-    return {"decode_seconds": min(decode_times), "model_seconds": min(model_times), "sampled_frames": len(frames)}
+    runs = [time_parts(adapter, path) for _ in range(repeats)]
+    return {
+        "decode_seconds": min(run["decode_seconds"] for run in runs),
+        "model_seconds": min(run["model_seconds"] for run in runs),
+        "sampled_frames": runs[0]["sampled_frames"],
+    }
 
 
 def child_naive(path: str, tmp: str, repeats: int) -> dict:
@@ -243,12 +232,13 @@ def _benchmark_video(seconds: float) -> str:
 
 def _ensure_hub_models(tmp: str) -> None:
     """Random-weight exports of a0 base/stream in a hub cache under the real handles."""
-    import hashlib
+    sys.path.insert(0, REPO)
+    from adapter.model.hub import hub_cache_name
 
     cache = os.path.join(REPO, ".cache", "bench-hub")
     for mode in MODES:
         handle = f"https://tfhub.dev/tensorflow/movinet/a0/{mode}/kinetics-600/classification/3"
-        target = os.path.join(cache, hashlib.sha1(handle.encode()).hexdigest())
+        target = os.path.join(cache, hub_cache_name(handle))
         if not os.path.isfile(os.path.join(target, "saved_model.pb")):
             subprocess.run(
                 [sys.executable, "-m", "adapter", "export-hub", "--model-id", "a0", "--mode", mode, "--output", target],

@@ -200,13 +200,34 @@ def convert_variant(model_id: str, folder: str) -> dict[str, str]:
 
 
 def step_runner(path: str, threads: int):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    """The step file as the tflite runtime runs it (runtime.litert_backend.signature_runner)."""
+    from adapter.runtime.litert_backend import signature_runner
 
-    # As the tflite runtime runs it: BUILTIN resolver (XNNPACK delegate), float I/O through the signature.
-    runner = Interpreter(
-        model_path=path, num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN
-    ).get_signature_runner()
-    return runner
+    with open(path, "rb") as file:
+        return signature_runner(file.read(), threads)
+
+
+def zero_states(runner) -> dict:
+    """A stream step's initial states: zeros of each non-image input."""
+    import numpy as np
+
+    return {n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items() if n != "image"}
+
+
+def median_step_ms(runner, frame, states: dict, steps: int) -> tuple[float, dict]:
+    """Median ms of `steps` calls of a stream step on frame, carrying the states.
+
+    Returns:
+        (median ms, the states after the last step).
+    """
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        outputs = runner(image=frame, **states)
+        times.append(time.perf_counter() - start)
+        outputs.pop("logits")
+        states = outputs
+    return statistics.median(times) * 1000, states
 
 
 def int8_benchmark(args) -> None:
@@ -219,24 +240,14 @@ def int8_benchmark(args) -> None:
         paths = convert_variant(model_id, folder)
         for threads in args.threads:
             runners = {precision: step_runner(path, threads) for precision, path in paths.items()}
-            states = {}
-            for precision, runner in runners.items():
-                details = runner.get_input_details()
-                states[precision] = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
-                imgz = int(details["image"]["shape"][2])
-            rng = np.random.default_rng(0)
-            frame = rng.random((1, 1, imgz, imgz, 3), dtype=np.float32)
+            states = {precision: zero_states(runner) for precision, runner in runners.items()}
+            imgz = int(runners["float32"].get_input_details()["image"]["shape"][2])
+            frame = np.random.default_rng(0).random((1, 1, imgz, imgz, 3), dtype=np.float32)
             medians = {precision: [] for precision in runners}
             for _ in range(args.rounds):
                 for precision, runner in runners.items():
-                    steps = []
-                    for _ in range(args.frames):
-                        start = time.perf_counter()
-                        outputs = runner(image=frame, **states[precision])
-                        steps.append(time.perf_counter() - start)
-                        outputs.pop("logits")
-                        states[precision] = outputs
-                    medians[precision].append(statistics.median(steps) * 1000)
+                    median, states[precision] = median_step_ms(runner, frame, states[precision], args.frames)
+                    medians[precision].append(median)
             best = {precision: min(values) for precision, values in medians.items()}
             emit(
                 {
@@ -346,17 +357,8 @@ def breakdown_benchmark(args) -> None:
     step = {}
     for precision, path in paths.items():
         runner = step_runner(path, 1)
-        details = runner.get_input_details()
-        states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
-        frame = np.random.default_rng(0).random(details["image"]["shape"], dtype=np.float32)
-        times = []
-        for _ in range(args.frames):
-            start = time.perf_counter()
-            outputs = runner(image=frame, **states)
-            times.append(time.perf_counter() - start)
-            outputs.pop("logits")
-            states = outputs
-        step[precision] = statistics.median(times) * 1000
+        frame = np.random.default_rng(0).random(runner.get_input_details()["image"]["shape"], dtype=np.float32)
+        step[precision], _ = median_step_ms(runner, frame, zero_states(runner), args.frames)
     convs_f = sum(g["float32_ms"] for g in groups.values())
     convs_q = sum(g["int8_ms"] for g in groups.values())
     rest = step["float32"] - convs_f
@@ -464,6 +466,7 @@ def agreement_benchmark(args) -> None:
     from adapter.core.config import MovinetConfig
     from adapter.runtime.calibration import stream_calibration, video_frames
     from adapter.runtime.conversion import convert, stream_step_function
+    from adapter.runtime.litert_backend import signature_runner
 
     config = MovinetConfig.from_dict({"model_id": args.variant, "model_mode": "stream", "imgz": args.imgz, "fps": 5})
     folder = tempfile.mkdtemp(prefix="bench-agreement-")
@@ -476,9 +479,9 @@ def agreement_benchmark(args) -> None:
     function, initial = stream_step_function(model, config.imgz)
     calibration_paths = [path for path, _ in calibration]
     runners = {
-        "float32": step_runner_from_bytes(convert(function, model, "none")),
-        "int8": step_runner_from_bytes(
-            convert(function, model, "int8", lambda: stream_calibration(model, config, calibration_paths, initial))
+        "float32": signature_runner(convert(function, model, "none"), 2),
+        "int8": signature_runner(
+            convert(function, model, "int8", lambda: stream_calibration(model, config, calibration_paths, initial)), 2
         ),
     }
     frames_agree, frames_total, videos_agree = 0, 0, 0
@@ -665,14 +668,6 @@ def base_agreement_benchmark(args) -> None:
             "video_accuracy": {p: round(right[p] / len(held_out), 3) for p in results},
         }
     )
-
-
-def step_runner_from_bytes(data: bytes, threads: int = 2):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    return Interpreter(
-        model_content=data, num_threads=threads, experimental_op_resolver_type=OpResolverType.BUILTIN
-    ).get_signature_runner()
 
 
 def main(argv=None) -> int:

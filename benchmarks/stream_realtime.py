@@ -26,7 +26,6 @@ Prints one JSON line per measurement with the load average before and after.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -34,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from common import load_average, trained_looking_hub_export, write_benchmark_video
+from common import load_average, time_parts, trained_looking_hub_export, write_benchmark_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -48,13 +47,13 @@ OFFICIAL_ANCHOR_MS = {"a0": 16, "a1": 33, "a2": 66, "a3": 120, "a4": 300, "a5": 
 def hub_cache_for(models: str, model_id: str) -> str:
     """A TFHUB_CACHE_DIR where the variant's published stream handle resolves to its trained-looking export."""
     from adapter.core.config import MovinetConfig
-    from adapter.model.hub import kinetics_handle
+    from adapter.model.hub import hub_cache_name, kinetics_handle
 
     export = trained_looking_hub_export(model_id, "stream", models)
     handle = kinetics_handle(MovinetConfig.from_dict({"model_id": model_id, "model_mode": "stream"}))
     folder = os.path.join(models, f"tfhub-{model_id}-stream")
     os.makedirs(folder, exist_ok=True)
-    link = os.path.join(folder, hashlib.sha1(handle.encode("utf8")).hexdigest())
+    link = os.path.join(folder, hub_cache_name(handle))
     if not os.path.islink(link):
         os.symlink(export, link)
     return folder
@@ -67,10 +66,7 @@ def child(args) -> dict:
     os.environ["TFHUB_CACHE_DIR"] = args.hub_cache
     from adapter.cli.options import offline_adapter
     from adapter.core.presets import preset_model
-    from adapter.video.clips import stream_windows
     from adapter.video.inputs import local_video
-    from adapter.video.preprocessing import preprocess_frame
-    from adapter.video.reader import VideoReader
 
     overrides = {"runtime": "tflite", "precision": args.precision}
     if args.precision == "int8":
@@ -78,32 +74,24 @@ def child(args) -> dict:
     adapter = offline_adapter(preset_model(f"movinet-{args.variant}-stream"), overrides)
     start = time.perf_counter()
     adapter.load(None)
-    config = adapter.config
     adapter.predict([local_video(args.warmup)])  # converts on the first call, or reads the cached conversion
     record = {"load_and_first_prediction_seconds": round(time.perf_counter() - start, 1)}
     if args.prepare:
         return record
-    predict, decode, model = [], [], []
+    predict, parts = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
         adapter.predict([local_video(args.video)])
         predict.append(time.perf_counter() - start)
         if adapter.failures:
             raise RuntimeError(adapter.failures)
-        # The parts alone: decoding and preprocessing as predict does them, then the model on those frames.
-        start = time.perf_counter()
-        reader = VideoReader(args.video, fps=config.frame_rate, shorter_side=config.imgz)
-        frames = [(frame.index, preprocess_frame(frame.image, config.imgz)) for frame in reader]
-        decode.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        adapter._classifier.classify(stream_windows(frames, config.n_frames))
-        model.append(time.perf_counter() - start)
+        parts.append(time_parts(adapter, args.video))  # decoding alone, then the model alone
     return {
         **record,
-        "frames": len(frames),
+        "frames": parts[0]["sampled_frames"],
         "predict_seconds": predict,
-        "decode_seconds": decode,
-        "model_seconds": model,
+        "decode_seconds": [part["decode_seconds"] for part in parts],
+        "model_seconds": [part["model_seconds"] for part in parts],
     }
 
 

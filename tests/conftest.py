@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -112,7 +111,9 @@ def set_options(**values) -> list[str]:
 
 
 def handle_sha1(mode: str) -> str:
-    return hashlib.sha1(HANDLE.format(mode=mode).encode("utf8")).hexdigest()
+    from adapter.model.hub import hub_cache_name
+
+    return hub_cache_name(HANDLE.format(mode=mode))
 
 
 @pytest.fixture(scope="session")

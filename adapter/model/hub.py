@@ -7,6 +7,7 @@ once) is found again without a network.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 
@@ -33,6 +34,18 @@ def kinetics_handle(config: MovinetConfig) -> str:
     return HUB_HANDLE_TEMPLATE.format(
         model_id=config.model_id, model_mode=config.model_mode, hub_version=config.hub_version
     )
+
+
+def hub_cache_name(handle: str) -> str:
+    """The folder under TFHUB_CACHE_DIR that tensorflow_hub resolves handle to: the sha1 of the handle.
+
+    Args:
+        handle: a TF Hub handle (URL).
+
+    Returns:
+        The folder's name (hex digest).
+    """
+    return hashlib.sha1(handle.encode("utf8")).hexdigest()
 
 
 def resolve_saved_model(config: MovinetConfig) -> str:
