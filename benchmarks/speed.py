@@ -47,6 +47,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from adapter.core.variants import MODEL_IDS as VARIANT_IDS  # noqa: E402  (pure data, no TensorFlow)
+
 
 def emit(record: dict) -> None:
     print(json.dumps({**record, "load_average": load_average()}), flush=True)
@@ -678,13 +680,13 @@ def main(argv=None) -> int:
     pre.add_argument("--rounds", type=int, default=3)
     pre.add_argument("--models", default=os.path.join(REPO, ".cache", "test-models"))
     quant = parts.add_parser("int8")
-    quant.add_argument("--variants", nargs="+", default=["a0", "a1", "a2", "a3"])
+    quant.add_argument("--variants", nargs="+", choices=VARIANT_IDS, default=["a0", "a1", "a2", "a3"])
     quant.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     quant.add_argument("--frames", type=int, default=20)
     quant.add_argument("--rounds", type=int, default=4)
     quant.add_argument("--models-out", help="folder keeping the conversions between runs")
     agree = parts.add_parser("agreement")
-    agree.add_argument("--variant", default="a0")
+    agree.add_argument("--variant", choices=VARIANT_IDS, default="a0")
     agree.add_argument("--imgz", type=int, default=64)
     agree.add_argument("--size", type=int, default=96, help="video width and height")
     agree.add_argument("--speed", type=int, default=4, help="pixels per video frame (10 fps)")
@@ -697,7 +699,7 @@ def main(argv=None) -> int:
     agree.add_argument("--seed", type=int, default=0)
     agree.add_argument("--mode", choices=("stream", "base"), default="stream")
     split = parts.add_parser("breakdown")
-    split.add_argument("--variant", default="a3")
+    split.add_argument("--variant", choices=VARIANT_IDS, default="a3")
     split.add_argument("--frames", type=int, default=30)
     split.add_argument("--models-out", help="folder keeping the conversions between runs")
     args = parser.parse_args(argv)

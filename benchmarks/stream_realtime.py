@@ -125,9 +125,11 @@ def run_child(args, variant: str, precision: str, cores: int, files: dict, prepa
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--variants", nargs="+", default=list(OFFICIAL_ANCHOR_MS))
-    parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--precisions", nargs="+", default=["float32", "int8"])
+    parser.add_argument("--variants", nargs="+", choices=list(OFFICIAL_ANCHOR_MS), default=list(OFFICIAL_ANCHOR_MS))
+    parser.add_argument(
+        "--cores", type=int, nargs="+", choices=range(1, len(os.sched_getaffinity(0)) + 1), default=[1, 2]
+    )
+    parser.add_argument("--precisions", nargs="+", choices=["float32", "float16", "int8"], default=["float32", "int8"])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--models", default=os.path.join(REPO, ".cache", "benchmark-models"))
